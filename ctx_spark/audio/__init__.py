@@ -1,0 +1,1 @@
+"""Audio decoding and the log-mel transform shared by extraction, training and inference."""

@@ -1,0 +1,186 @@
+"""Reading validated tables and writing outputs atomically, on any Hadoop filesystem.
+
+Every output is first written under a hidden staging path beside its final place and only
+then renamed into place, so a crashed or killed run never leaves a half-written directory
+that looks complete; readers see either the previous output or the new one. Paths go through
+Hadoop's FileSystem API (via the session's JVM), so the same code serves local paths,
+``file://``, ``hdfs://`` and object stores (``s3a://``, ``gs://``, ``abfs://``). On object
+stores a rename is a copy, hence not atomic; the staging step still guarantees that an
+output's ``_SUCCESS`` marker and report appear only after its data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
+
+from pyspark.sql import DataFrame, SparkSession
+
+from ctx_spark.errors import InputError
+from ctx_spark.schema import TableContract, validate
+
+STAGING_PREFIX = "._staging-"
+RETIRED_PREFIX = "._retired-"
+
+
+def _jvm_path(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    return jvm.org.apache.hadoop.fs.Path(path)
+
+
+def _fs(spark: SparkSession, path: str):
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    return _jvm_path(spark, path).getFileSystem(hadoop_conf)
+
+
+def qualify(path: str) -> str:
+    """Make a bare local path absolute, leave URIs (``scheme://``) as they are."""
+    return path if "://" in path or path.startswith("file:") else os.path.abspath(path)
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` (file or directory, any Hadoop filesystem) exists."""
+    return bool(_fs(spark, path).exists(_jvm_path(spark, path)))
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    """Delete ``path`` recursively; no error when it does not exist."""
+    _fs(spark, path).delete(_jvm_path(spark, path), True)
+
+
+def make_dirs(spark: SparkSession, path: str) -> None:
+    """Create ``path`` and its parents."""
+    _fs(spark, path).mkdirs(_jvm_path(spark, path))
+
+
+def list_dir(spark: SparkSession, path: str) -> list[str]:
+    """Names (not paths) of the entries directly under ``path``; empty when absent."""
+    fs = _fs(spark, path)
+    jpath = _jvm_path(spark, path)
+    if not fs.exists(jpath):
+        return []
+    return sorted(status.getPath().getName() for status in fs.listStatus(jpath))
+
+
+def _rename(spark: SparkSession, src: str, dst: str) -> None:
+    if not _fs(spark, src).rename(_jvm_path(spark, src), _jvm_path(spark, dst)):
+        raise IOError(f"could not rename {src} to {dst}")
+
+
+def publish(spark: SparkSession, staging: str, final: str) -> None:
+    """Move a complete ``staging`` path to ``final``, replacing any previous ``final``.
+
+    The previous output is first renamed aside and deleted only after the new one is in
+    place, so at every instant ``final`` is absent or complete, never partial.
+    """
+    parent, name = final.rstrip("/").rsplit("/", 1)
+    retired = None
+    if path_exists(spark, final):
+        retired = f"{parent}/{RETIRED_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+        _rename(spark, final, retired)
+    try:
+        _rename(spark, staging, final)
+    except Exception:
+        if retired is not None:
+            _rename(spark, retired, final)
+        raise
+    if retired is not None:
+        delete_path(spark, retired)
+
+
+def staging_path(final: str) -> str:
+    """A unique hidden sibling of ``final`` for writing before :func:`publish`."""
+    parent, name = qualify(final).rstrip("/").rsplit("/", 1)
+    return f"{parent}/{STAGING_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def atomic_output(spark: SparkSession, final: str) -> Iterator[str]:
+    """Yield a staging path to write to; publish it at ``final`` when the block succeeds.
+
+    On an exception the staging path is deleted and ``final`` is left untouched.
+    """
+    final = qualify(final)
+    parent = final.rstrip("/").rsplit("/", 1)[0]
+    make_dirs(spark, parent)
+    staging = staging_path(final)
+    try:
+        yield staging
+    except BaseException:
+        delete_path(spark, staging)
+        raise
+    publish(spark, staging, final)
+
+
+def write_parquet(df: DataFrame, final: str, *, partition_by: tuple[str, ...] = ()) -> None:
+    """Write ``df`` as Parquet at ``final`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(df.sparkSession, final) as staging:
+        writer = df.write.mode("error")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(staging)
+
+
+def write_text(spark: SparkSession, final: str, text: str) -> None:
+    """Write a small text file on the driver, atomically, on any Hadoop filesystem."""
+    final = qualify(final)
+    parent = final.rstrip("/").rsplit("/", 1)[0]
+    make_dirs(spark, parent)
+    staging = staging_path(final)
+    fs = _fs(spark, staging)
+    fs.setWriteChecksum(False)  # no .crc sidecar for small driver-written files
+    stream = fs.create(_jvm_path(spark, staging), True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+    publish(spark, staging, final)
+
+
+def write_json(spark: SparkSession, final: str, obj: Mapping[str, Any]) -> None:
+    """Write ``obj`` as indented JSON (report.json, manifests), atomically."""
+    write_text(spark, final, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    """Read a small text file through Hadoop's filesystem API."""
+    fs = _fs(spark, path)
+    jpath = _jvm_path(spark, path)
+    if not fs.exists(jpath):
+        raise FileNotFoundError(path)
+    jvm = spark.sparkContext._jvm
+    stream = fs.open(jpath)
+    try:
+        data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+    finally:
+        stream.close()
+    return bytes(data).decode("utf-8")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def read_table(spark: SparkSession, path: str, contract: TableContract) -> DataFrame:
+    """Read a Parquet table and check it against its contract.
+
+    Raises:
+        InputError: the path does not exist, is not Parquet, or breaks the contract; the
+            message names the table and the path or column.
+    """
+    path = qualify(path)
+    if not path_exists(spark, path):
+        raise InputError(f"table '{contract.name}': path {path} does not exist")
+    try:
+        df = spark.read.parquet(path)
+    except Exception as exc:  # AnalysisException, Parquet footer errors...
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"table '{contract.name}': cannot read Parquet at {path}: {message}") from None
+    return validate(df, contract)

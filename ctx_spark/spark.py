@@ -1,0 +1,98 @@
+"""Building the SparkSession: local mode by default, whatever spark-submit says otherwise.
+
+Jobs call :func:`get_spark` and never set a master themselves, so the same file runs under
+``python -m jobs.x`` (local mode), ``spark-submit --master local[4]`` and on a standalone,
+YARN or Kubernetes cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from ctx_spark.logs import get_logger
+
+log = get_logger("spark")
+
+#: Top-level packages shipped to executors of a non-local master.
+SHIPPED_PACKAGES = ("ctx_spark", "training")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """The ``spark`` config section (conf/spark.yaml)."""
+
+    master: str
+    log_level: str
+    ship_package: bool
+    conf: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _prepare_local_environment() -> None:
+    """Make Python workers of a JVM we launch use this interpreter and this code.
+
+    Local-mode workers are forked from a daemon that inherits the JVM's environment, not
+    the driver's sys.path; pointing PYTHONPATH at the project root makes them import the
+    same ``ctx_spark`` as the driver, installed or not.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    root = str(_project_root())
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root] + parts)
+
+
+def _package_zip() -> str:
+    """Zip the project's packages for SparkContext.addPyFile."""
+    root = _project_root()
+    handle, path = tempfile.mkstemp(prefix="ctx_spark-", suffix=".zip")
+    os.close(handle)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in SHIPPED_PACKAGES:
+            for file in sorted((root / package).rglob("*.py")):
+                archive.write(file, file.relative_to(root).as_posix())
+    return path
+
+
+def get_spark(app_name: str, settings: SparkSettings) -> SparkSession:
+    """Return the active session or create one.
+
+    The master comes from spark-submit (``--master``) or ``spark.master`` in the
+    environment's defaults when present, else ``settings.master``.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        # Runtime SQL settings can still change on a live session (tests, notebooks).
+        for key, value in settings.conf.items():
+            if key.startswith("spark.sql."):
+                active.conf.set(key, str(value).lower() if isinstance(value, bool) else str(value))
+        return active
+    submitted = SparkConf()  # under spark-submit this holds --master and --conf values
+    builder = SparkSession.builder.appName(app_name)
+    master = submitted.get("spark.master", None) or settings.master
+    builder = builder.master(master)
+    local = master.startswith("local")
+    if local:
+        _prepare_local_environment()
+    for key, value in settings.conf.items():
+        if not submitted.contains(key):
+            builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(settings.log_level)
+    if not local and settings.ship_package:
+        spark.sparkContext.addPyFile(_package_zip())
+    log.info("Spark %s session '%s' on %s", spark.version, app_name, spark.sparkContext.master)
+    return spark

@@ -1,0 +1,1 @@
+"""spark-submit entry points; each is thin: arguments, session, one stage runner."""
