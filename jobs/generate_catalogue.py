@@ -47,7 +47,7 @@ def parse_params(rows: int, seed: int, pairs: Sequence[str]) -> CatalogueParams:
     try:
         return CatalogueParams(**values)
     except ValueError as exc:
-        raise ConfigError(f"--param: {exc}") from None
+        raise ConfigError(f"catalogue parameters: {exc}") from None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

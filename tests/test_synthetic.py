@@ -36,11 +36,18 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory, config):
-    """A 100k-row catalogue read back with pandas: (manifest, playlists, playlist_tracks, tracks)."""
+def catalogue_root(tmp_path_factory, config) -> Path:
+    """A 100k-row catalogue, written in chunks of 1,000 playlists."""
     root = tmp_path_factory.mktemp("synthetic") / "catalogue"
-    manifest = _generate(config, root, rows=100_000, seed=11, playlists_per_chunk=1_000)
-    paths = table_paths(root)
+    _generate(config, root, rows=100_000, seed=11, playlists_per_chunk=1_000)
+    return root
+
+
+@pytest.fixture(scope="module")
+def catalogue(catalogue_root):
+    """The catalogue read back with pandas: (manifest, playlists, playlist_tracks, tracks)."""
+    manifest = json.loads((catalogue_root / "catalogue.json").read_text())
+    paths = table_paths(catalogue_root)
     return manifest, *(pd.read_parquet(paths[t]) for t in ("playlists", "playlist_tracks", "tracks"))
 
 
@@ -64,10 +71,9 @@ def test_rerun_replaces_the_catalogue_atomically(config, tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["cat"]  # no staging or retired directory left
 
 
-def test_tables_meet_the_input_contract(spark, catalogue, tmp_path_factory) -> None:
+def test_tables_meet_the_input_contract(spark, catalogue_root, catalogue) -> None:
     manifest = catalogue[0]
-    root = Path(tmp_path_factory.getbasetemp()) / "synthetic0" / "catalogue"
-    paths = table_paths(root)
+    paths = table_paths(catalogue_root)
     for table, contract in (("playlists", schema.PLAYLISTS), ("playlist_tracks", schema.PLAYLIST_TRACKS),
                             ("tracks", schema.TRACKS)):
         df = io.read_table(spark, paths[table], contract)
@@ -168,6 +174,32 @@ def test_cli_writes_the_tables(tmp_path, capsys) -> None:
     assert (tmp_path / "c" / "tracks" / "part-00000.parquet").is_file()
 
 
+def pandas_labels(root: Path, config, max_tracks: int = 100, max_share: float = 0.25,
+                  min_playlists: int = 3) -> dict[int, list[int]]:
+    """An independent pandas implementation of the labelling rules (README), for small
+    catalogues: track_id -> per-context playlist counts, for tracks with a label."""
+    names = list(config.contexts.names)
+    matcher = KeywordMatcher(dict(config.contexts.keywords))
+    paths = table_paths(root)
+    playlists = pd.read_parquet(paths["playlists"])
+    pairs = pd.read_parquet(paths["playlist_tracks"]).drop_duplicates()
+    tracks = pd.read_parquet(paths["tracks"])
+    playlists["context"] = playlists["title"].map(lambda t: matcher.match(t) if isinstance(t, str) else [])
+    matched = playlists[playlists["context"].map(len) > 0].explode("context")
+    rows = pairs[pairs["playlist_id"].isin(matched["playlist_id"])].merge(tracks, on="track_id")
+    size = rows.groupby("playlist_id").size()
+
+    def largest(column: str) -> pd.Series:
+        known = rows.dropna(subset=[column])
+        return known.groupby(["playlist_id", column]).size().groupby("playlist_id").max().reindex(size.index).fillna(0)
+
+    kept = size[(size <= max_tracks) & (largest("artist_id") / size <= max_share)
+                & (largest("album_id") / size <= max_share)].index
+    counts = (matched[matched["playlist_id"].isin(kept)].merge(rows, on="playlist_id")
+              .groupby(["track_id", "context"]).size().unstack(fill_value=0).reindex(columns=names, fill_value=0))
+    return {int(t): [int(x) for x in v] for t, v in counts.iterrows() if (v >= min_playlists).any()}
+
+
 @pytest.mark.slow
 def test_labelling_job_labels_all_contexts_at_200k_rows(spark, config, tmp_path) -> None:
     root = tmp_path / "catalogue"
@@ -184,3 +216,8 @@ def test_labelling_job_labels_all_contexts_at_200k_rows(spark, config, tmp_path)
     dropped = report["rows_dropped"]
     assert dropped["matched_playlist_tracks_unknown_track"] > 0 and dropped["matched_playlist_tracks_duplicate"] > 0
     assert report["rows_dropped"]["playlists_null_title"] > 0
+    # The job's labels equal an independent pandas implementation of the rules.
+    written = pd.read_parquet(tmp_path / "labels" / "track_labels")
+    assert {int(r.track_id): [int(x) for x in r.n_playlists] for r in written.itertuples()} == pandas_labels(root, config)
+    names = config.contexts.names
+    assert all(list(r.contexts) == sorted(n for n, x in zip(names, r.n_playlists) if x >= 3) for r in written.itertuples())
