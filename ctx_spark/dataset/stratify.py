@@ -24,8 +24,10 @@ chosen subset's desired counts. They differ in the order of the items and in the
 Why the default is not Sechidis' rule: with about 7 labels per track (the paper's data)
 nearly every item carries a rare context, so the rarest-first loop places almost
 everything while looking at one label only, and the track totals and the other contexts
-drift; on the authors' 13,154 artist groups it misses the targets by 2-3 points of share,
-where the greedy rule is within 0.01 points (see README, "Split").
+drift; on the authors' 13,154 artist groups its largest share deviation is 0.021, the
+greedy rule's 0.00006 (see README, "Split"). Equal-size items are visited in the order of
+``order_key`` (seeded hashes in the job): a random order matters, since the last, smallest
+items are the ones that fine-tune the shares.
 """
 
 from __future__ import annotations
