@@ -67,7 +67,9 @@ def bench_generated(sizes: list[int], workdir: Path, overrides: list[str]) -> No
         groups, split = report["groups"], report["split"]
         print(f"kept {report['balance']['tracks_after']} tracks (cap {report['balance']['cap']}); "
               f"{groups['groups']} groups, largest {groups['size_max']} tracks, "
-              f"{groups['propagation_rounds']} propagation rounds; split {split['method']}: "
+              + ("components on the driver" if groups["components_on_driver"]
+                 else f"{groups['propagation_rounds']} propagation rounds")
+              + f" ({groups['graph_edges']} edges); split {split['method']}: "
               f"max share deviation {split['max_deviation']:.4f}, {split['buckets']} buckets")
 
 

@@ -178,7 +178,7 @@ def test_cooccurrence_matrices_and_csv():
 def test_settings_validation():
     good = {"seed": 1, "balance": True, "cap": None, "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
             "stratification": "greedy", "tolerance": 0.02, "max_album_artists": None, "giant_groups": 10, "groups_per_bucket": 100,
-            "max_component_iterations": 10, "checkpoint_dir": None, "percentile_accuracy": 100}
+            "max_component_iterations": 10, "driver_components_max_edges": 0, "checkpoint_dir": None, "percentile_accuracy": 100}
     assert from_mapping(DatasetSettings, good, "dataset").split.as_tuple() == (0.6, 0.2, 0.2)
     for key, value, message in [
         ("split", {"train": 0.6, "validation": 0.3, "test": 0.2}, "sum to 1"),

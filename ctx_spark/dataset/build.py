@@ -115,7 +115,8 @@ def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: Datas
 
     with _step(seconds, "connected components") as t:
         groups_result = connected_groups(balanced.selected, settings.max_component_iterations,
-                                         settings.checkpoint_dir, settings.max_album_artists)
+                                         settings.checkpoint_dir, settings.max_album_artists,
+                                         settings.driver_components_max_edges)
         grouped = groups_result.tracks.persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(grouped)
         t.rows = n_selected
@@ -133,7 +134,7 @@ def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: Datas
         t.rows = n_selected
     with _step(seconds, "split") as t:
         totals = np.concatenate([[n_selected], P.context_counts(balanced.selected_counts, m)])
-        split = assign_splits(groups, settings, totals, m)
+        split = assign_splits(groups, settings, totals, m, report["groups"]["groups"])
         rows = grouped.join(split.assignment, "group_id").persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(rows)
         by_split = P.collect_pattern_counts(rows, ["split"])

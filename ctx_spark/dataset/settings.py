@@ -45,6 +45,7 @@ class DatasetSettings:
     giant_groups: int
     groups_per_bucket: int
     max_component_iterations: int
+    driver_components_max_edges: int
     checkpoint_dir: Optional[str]
     percentile_accuracy: int
 
@@ -63,5 +64,7 @@ class DatasetSettings:
             raise ValueError(f"groups_per_bucket must be >= 1, got {self.groups_per_bucket}")
         if self.max_component_iterations < 1:
             raise ValueError(f"max_component_iterations must be >= 1, got {self.max_component_iterations}")
+        if self.driver_components_max_edges < 0:
+            raise ValueError(f"driver_components_max_edges must be >= 0, got {self.driver_components_max_edges}")
         if self.percentile_accuracy < 1:
             raise ValueError(f"percentile_accuracy must be >= 1, got {self.percentile_accuracy}")

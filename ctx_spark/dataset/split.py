@@ -102,7 +102,8 @@ def _stratify_bucket(fractions: np.ndarray, seed: int, m: int, method: str):
     return run
 
 
-def assign_splits(groups: DataFrame, settings: DatasetSettings, totals: np.ndarray, m: int) -> SplitAssignment:
+def assign_splits(groups: DataFrame, settings: DatasetSettings, totals: np.ndarray, m: int,
+                  n_groups: int) -> SplitAssignment:
     """Stratify whole groups into :data:`SPLITS`.
 
     Args:
@@ -110,6 +111,7 @@ def assign_splits(groups: DataFrame, settings: DatasetSettings, totals: np.ndarr
         settings: fractions, seed, ``giant_groups``, ``groups_per_bucket``.
         totals: (m + 1,) tracks in all, then tracks per context.
         m: number of contexts.
+        n_groups: rows of ``groups`` (from :func:`group_statistics`), to size the buckets.
 
     Returns:
         :class:`SplitAssignment` with ``assignment`` (group_id, split string).
@@ -144,7 +146,6 @@ def assign_splits(groups: DataFrame, settings: DatasetSettings, totals: np.ndarr
     rest_fractions = leftover_fractions(fractions, want, want_labels)
 
     giant_df = spark.createDataFrame(giant_rows, _ASSIGNED)
-    n_groups = groups.count()
     n_rest = n_groups - len(giant_rows)
     n_buckets = max(1, math.ceil(n_rest / settings.groups_per_bucket))
     rest = (
