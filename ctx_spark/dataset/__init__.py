@@ -8,9 +8,11 @@ work on bounded tables only):
 - :mod:`.patterns`: label-pattern counts (at most 2^m rows) and the subset-sum transform.
 - :mod:`.balance`: the paper's rarest-context-first balancing.
 - :mod:`.groups`: connected components of the track-artist/album graph.
-- :mod:`.stratify` (numpy) and :mod:`.split`: iterative stratification of whole groups.
+- :mod:`.stratify` (numpy) and :mod:`.split`: stratified assignment of whole groups.
 - :mod:`.weights`: the sample-level loss weights of the paper's sections 4.2-4.3.
 - :mod:`.cooccurrence`: the context co-occurrence matrix, as a table and a heatmap.
+- :mod:`.build`: the whole plan, step by step; :mod:`.settings`: the ``dataset`` section;
+  :mod:`.synthetic`: generated ``track_labels`` for tests and benchmarks.
 """
 
 from ctx_spark.dataset.settings import DatasetSettings, SplitFractions, SPLITS

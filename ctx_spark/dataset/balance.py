@@ -14,6 +14,11 @@ a round takes its candidates with the ``shortfall`` smallest hashes. The per-rou
 shortfall depends on what earlier rounds drew, so the driver walks the rounds, and needs a
 Spark job only for a round that draws part of its candidates (a round that takes all or
 none of them is known from the pattern counts alone).
+
+Scale note: the ranking window is partitioned by round, so each of the (at most m) rounds
+is ranked in one task; that is fine for tens of millions of labelled tracks (spilling to
+disk), but it is the step to revisit beyond that (e.g. pre-filter each round's candidates
+below a hash threshold before ranking).
 """
 
 from __future__ import annotations

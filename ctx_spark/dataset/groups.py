@@ -182,19 +182,18 @@ def connected_groups(tracks: DataFrame, max_iterations: int, checkpoint_dir: Opt
     checkpoint = _Checkpointer(spark, checkpoint_dir)
     tracks, unlinked = unlink_large_albums(tracks, max_album_artists)
     keyed = tracks.select(_node("artist:", "artist_id").alias("a"), _node("album:", "_link_album").alias("b"))
-    pairs = keyed.where(F.col("a").isNotNull() & F.col("b").isNotNull()).distinct()
-    small = pairs.limit(driver_max_edges + 1).collect() if driver_max_edges > 0 else None
-    if small is not None and len(small) <= driver_max_edges:
-        found = driver_components([(r["a"], r["b"]) for r in small])
+    pairs = checkpoint(keyed.where(F.col("a").isNotNull() & F.col("b").isNotNull()).distinct())
+    n_edges = pairs.count()
+    if n_edges <= driver_max_edges:
+        found = driver_components([(r["a"], r["b"]) for r in pairs.collect()])
         schema = "_node string, _group string"
         component = spark.createDataFrame(found, schema) if found else spark.createDataFrame([], schema)
-        n_nodes, n_edges, iterations, on_driver = len(found), len(small), 0, True
+        n_nodes, iterations, on_driver = len(found), 0, True
     else:
         edges = checkpoint(
             pairs.select(F.col("a").alias("src"), F.col("b").alias("dst"))
             .unionByName(pairs.select(F.col("b").alias("src"), F.col("a").alias("dst")))
         )
-        n_edges = edges.count() // 2
         labels, n_nodes, iterations = _spark_components(edges, checkpoint, max_iterations)
         component = labels.select(F.col("node").alias("_node"), F.col("label").alias("_group"))
         on_driver = False
