@@ -126,6 +126,11 @@ def write_parquet(df: DataFrame, final: str, *, partition_by: tuple[str, ...] = 
 
 def write_text(spark: SparkSession, final: str, text: str) -> None:
     """Write a small text file on the driver, atomically, on any Hadoop filesystem."""
+    write_bytes(spark, final, text.encode("utf-8"))
+
+
+def write_bytes(spark: SparkSession, final: str, data: bytes) -> None:
+    """Write a small binary file (an image) on the driver, atomically, on any Hadoop filesystem."""
     final = qualify(final)
     parent = final.rstrip("/").rsplit("/", 1)[0]
     make_dirs(spark, parent)
@@ -134,7 +139,7 @@ def write_text(spark: SparkSession, final: str, text: str) -> None:
     fs.setWriteChecksum(False)  # no .crc sidecar for small driver-written files
     stream = fs.create(_jvm_path(spark, staging), True)
     try:
-        stream.write(bytearray(text.encode("utf-8")))
+        stream.write(bytearray(data))
     finally:
         stream.close()
     publish(spark, staging, final)
