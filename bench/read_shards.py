@@ -15,7 +15,8 @@ Prints samples/s, each measured over one full pass of the split:
 * training step: the configured model (full size unless --set says otherwise) on in-memory
   batches, samples/s at the configured batch size.
 
-Files just written sit in the OS page cache, so the readers' figures are decode/CPU bound,
+Each line gives wall-clock samples/s and samples per CPU-second of the whole process (all
+threads): on a shared machine the second is the steadier figure. Files just written sit in the OS page cache, so the readers' figures are decode/CPU bound,
 not disk bound. The trainer's input is not the bottleneck when its pipeline's samples/s is
 well above the training step's.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import OrderedDict
 import os
 import sys
 import tempfile
@@ -44,9 +46,10 @@ from training.shards import dataset_url, open_split, table_arrays  # noqa: E402
 
 
 def _timed(fn):
-    start = time.perf_counter()
+    """(rows, wall seconds, CPU seconds of the whole process, all threads)."""
+    start, cpu = time.perf_counter(), time.process_time()
     rows = fn()
-    return rows, time.perf_counter() - start
+    return rows, time.perf_counter() - start, time.process_time() - cpu
 
 
 def petastorm_alone(split, workers: int, pool: str) -> int:
@@ -62,11 +65,12 @@ def petastorm_alone(split, workers: int, pool: str) -> int:
 
 
 def pyarrow_alone(split, n_contexts: int) -> int:
-    rows, files = 0, {}
+    rows, files = 0, OrderedDict()
     columns = [contract.MEL] + list(contract.TARGET_COLUMNS)
     for k in np.random.default_rng(1).permutation(len(split.row_groups)):
         group = split.row_groups[int(k)]
-        arrays = table_arrays(split.read_row_group(group, columns, files), split.params, n_contexts, group.path)
+        arrays = table_arrays(split.read_row_group(group, columns, files), split.params, n_contexts, group.path,
+                              mel_as_bytes=True)
         rows += len(arrays[contract.MEL])
     return rows
 
@@ -79,7 +83,7 @@ def pipeline(split, data_settings, n_contexts: int) -> int:
 
 
 def load_in_memory(split, n_contexts: int, limit: int):
-    mels, targets, files = [], [], {}
+    mels, targets, files = [], [], OrderedDict()
     columns = [contract.MEL] + list(contract.TARGET_COLUMNS)
     for group in split.row_groups:
         arrays = table_arrays(split.read_row_group(group, columns, files), split.params, n_contexts, group.path)
@@ -96,6 +100,7 @@ def main() -> int:
     parser.add_argument("--split", default="train")
     parser.add_argument("--synthetic", type=int, default=0, help="write this many full-size synthetic rows instead")
     parser.add_argument("--rows-per-group", type=int, default=128, help="row-group size of --synthetic shards")
+    parser.add_argument("--keep", help="with --synthetic: write the shards here and keep them")
     parser.add_argument("--workers", type=int, default=None, help="parallel readers (default: train.data.workers)")
     parser.add_argument("--memory-rows", type=int, default=2000, help="rows held in memory for the ceiling")
     parser.add_argument("--train-steps", type=int, default=3, help="timed training steps (0: skip)")
@@ -113,10 +118,14 @@ def main() -> int:
         from ctx_spark.audio.params import MelParams
         from training.synthetic import write_synthetic_shards
 
-        tmp = tempfile.TemporaryDirectory(prefix="bench-shards-")
+        if args.keep:
+            target = args.keep
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="bench-shards-")
+            target = tmp.name
         params = MelParams.from_dict(cfg.data["audio"])
         started = time.perf_counter()
-        shards = write_synthetic_shards(tmp.name, params, n_contexts, {args.split: args.synthetic},
+        shards = write_synthetic_shards(target, params, n_contexts, {args.split: args.synthetic},
                                         row_group_size=args.rows_per_group, files_per_split=4)
         print(f"wrote {args.synthetic} synthetic {params.shape} rows in {time.perf_counter() - started:.1f} s")
     if not shards:
@@ -128,11 +137,12 @@ def main() -> int:
 
     from dataclasses import replace
 
-    figures: dict[str, float] = {}
+    figures: dict[str, dict[str, float]] = {}
+    print(f"  {'':<44} {'rows':>7} {'wall s':>8} {'samples/s':>10} {'samples/CPU-s':>14}")
 
-    def report(name, rows, seconds):
-        figures[name] = rows / seconds
-        print(f"  {name:<44} {rows:>7} rows {seconds:8.2f} s {rows / seconds:10.1f} samples/s")
+    def report(name, rows, seconds, cpu):
+        figures[name] = {"samples_per_s": rows / seconds, "samples_per_cpu_s": rows / cpu}
+        print(f"  {name:<44} {rows:>7} {seconds:8.2f} {rows / seconds:10.1f} {rows / cpu:14.1f}")
 
     pyarrow_alone(split, n_contexts)  # warm the page cache and imports
     report("reader alone: pyarrow (1 stream)", *_timed(lambda: pyarrow_alone(split, n_contexts)))
@@ -160,15 +170,17 @@ def main() -> int:
         model = compile_model(build_model(settings.model, (n_frames, n_mels), n_contexts), settings, n_contexts)
         x, y = next(iter(memory))
         model.train_on_batch(x, y)  # build and trace
-        start = time.perf_counter()
-        for _ in range(args.train_steps):
-            model.train_on_batch(x, y)
-        seconds = time.perf_counter() - start
-        report(f"training step ({model.count_params():,} params, batch {int(x.shape[0])})",
-               args.train_steps * int(x.shape[0]), seconds)
-        step = figures[list(figures)[-1]]
-        best = max(figures[f"tf.data pipeline: {r} ({workers} streams)"] for r in ("pyarrow", "petastorm"))
-        print(f"input pipeline / training step throughput: {best / step:.1f}x")
+        def steps():
+            for _ in range(args.train_steps):
+                model.train_on_batch(x, y)
+            return args.train_steps * int(x.shape[0])
+
+        name = f"training step ({model.count_params():,} params, batch {int(x.shape[0])})"
+        report(name, *_timed(steps))
+        for reader in ("pyarrow", "petastorm"):
+            pipe = figures[f"tf.data pipeline: {reader} ({workers} streams)"]
+            print(f"{reader} pipeline / training step: {pipe['samples_per_s'] / figures[name]['samples_per_s']:.1f}x "
+                  f"samples/s, {pipe['samples_per_cpu_s'] / figures[name]['samples_per_cpu_s']:.1f}x samples/CPU-s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(figures, handle, indent=2)

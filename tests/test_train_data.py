@@ -177,27 +177,3 @@ def test_bad_shards_fail_with_a_clear_message(tmp_path):
     os.remove(os.path.join(root, contract.PARAMS_FILE))
     with pytest.raises(InputError, match="mel_params.json is missing"):
         open_split(root, "train")
-
-
-def test_window_shuffle_yields_every_row_once_in_mixed_batches():
-    from training.batching import ordered_batches, window_batches
-
-    sizes = [16, 16, 16, 5, 16, 16, 16, 16, 9]
-    groups, start = [], 0
-    for n in sizes:
-        groups.append({"id": np.arange(start, start + n), "x": np.arange(start, start + n)[:, None] * np.ones((1, 3))})
-        start += n
-    batches = list(window_batches(iter(groups), window_rows=40, batch_size=8, rng=np.random.default_rng(0)))
-    ids = np.concatenate([b["id"] for b in batches])
-    assert sorted(ids.tolist()) == list(range(start))
-    assert all(len(b["id"]) == 8 for b in batches[:-1]) and 0 < len(batches[-1]["id"]) <= 8
-    for b in batches:
-        np.testing.assert_array_equal(b["x"][:, 0], b["id"])  # columns stay aligned
-    group_of = np.repeat(np.arange(len(sizes)), sizes)
-    assert np.mean([len(set(group_of[b["id"]])) for b in batches]) > 2  # batches mix row groups
-    assert ids.tolist() != sorted(ids.tolist())
-    again = list(window_batches(iter(groups), window_rows=40, batch_size=8, rng=np.random.default_rng(0)))
-    assert [b["id"].tolist() for b in again] == [b["id"].tolist() for b in batches]  # seeded
-    ordered = list(ordered_batches(iter(groups), 8))
-    assert np.concatenate([b["id"] for b in ordered]).tolist() == list(range(start))
-    assert [len(b["id"]) for b in ordered] == [8] * (start // 8) + ([start % 8] if start % 8 else [])

@@ -1,16 +1,16 @@
 """tf.data pipelines over the mel shards: streaming, shuffled, decoded in the graph.
 
-Nothing loads a split into memory. One *pass* reads a split once, in batches:
+Nothing loads a split into memory. One *pass* reads a split once:
 
-* pyarrow reader (default, fastest in bench/read_shards.py): row groups in a seeded random
-  order, read ``workers`` at a time by a thread pool (pyarrow decodes without the GIL),
-  then shuffled in windows of at least ``shuffle_buffer`` rows, each batch one random
-  gather from the window's row groups (training/batching.py); float16 until the graph;
-* petastorm reader: ``workers`` ``make_batch_reader`` instances over disjoint shards of the
-  row groups (``shuffle_row_groups``, ``shuffle_rows``), interleaved by tf.data, then
-  tf.data's unbatch, ``shuffle_buffer`` and batch; the mel arrives as raw bytes and is
-  decoded with ``tf.io.decode_raw``;
-* in the graph: reshape, transpose to (frames, mels), cast float16 -> float32; prefetch.
+* row groups in a seeded random order, read by ``workers`` generator streams that tf.data
+  interleaves in parallel; pyarrow reader: stream k reads every workers-th row group with
+  ``pyarrow.parquet`` (blob sizes checked against mel_params.json, vectorised); petastorm
+  reader: stream k is a ``make_batch_reader`` over shard k of ``workers``
+  (``shuffle_row_groups``, ``shuffle_rows``). Both hand over the raw mel bytes;
+* rows shuffled inside each row group, then through a ``shuffle_buffer``-row tf.data
+  buffer, then batched;
+* in the graph: ``tf.io.decode_raw(..., tf.float16)``, reshape, transpose to (frames,
+  mels), cast to float32; prefetch.
 
 Training chains passes seeded by ``seed + epoch`` (``Dataset.range(initial_epoch,
 epochs).flat_map(pass)``) and Keras runs ``steps_per_epoch = ceil(rows / batch)`` steps per
@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 import warnings
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import OrderedDict
 from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
@@ -42,7 +40,6 @@ import tensorflow as tf
 
 from ctx_spark.audio import contract
 from ctx_spark.errors import InputError
-from training.batching import ordered_batches, window_batches
 from training.settings import DataSettings
 from training.shards import ShardSplit, dataset_url, table_arrays
 
@@ -60,7 +57,7 @@ def columns_for(split: ShardSplit, with_targets: bool, with_ids: bool) -> list[s
     return columns
 
 
-def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int, mel_as_bytes: bool) -> dict:
+def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int) -> dict:
     n_mels, n_frames = split.params.shape
     spec: dict[str, tf.TensorSpec] = {}
     for name in columns:
@@ -68,9 +65,9 @@ def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int, mel_a
             is_string = str(split.id_type) in ("string", "large_string")
             spec[name] = tf.TensorSpec((None,), tf.string if is_string else tf.int64)
         elif name == contract.MEL:
-            # numpy float16 is mapped to tf.float16 explicitly here (petastorm has no such
-            # mapping); the bytes form is what petastorm hands over.
-            spec[name] = tf.TensorSpec((None,), tf.string) if mel_as_bytes else tf.TensorSpec((None, n_mels, n_frames), tf.float16)
+            # raw float16 bytes, one string per row: per-row tf.string elements are far
+            # cheaper to unbatch, shuffle and batch than (96, 646) float16 slices
+            spec[name] = tf.TensorSpec((None,), tf.string)
         elif name == contract.LABELS:
             spec[name] = tf.TensorSpec((None, n_contexts), tf.uint8)
         else:
@@ -80,42 +77,26 @@ def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int, mel_a
 
 # --- readers: one pass over a split, as a dataset of row-group-sized dicts ---------------
 
-def _pyarrow_generator(split: ShardSplit, columns: Sequence[str], n_contexts: int, workers: int, shuffle_buffer: int):
+def _pyarrow_generator(split: ShardSplit, columns: Sequence[str], n_contexts: int):
     groups = split.row_groups
 
-    def read_groups(order: np.ndarray) -> Iterator[dict]:
-        """Row groups as numpy dicts in ``order``, read ``workers`` at a time (pyarrow
-        releases the GIL while it decodes), with a bounded look-ahead."""
-        local = threading.local()
-
-        def read(k: int) -> dict:
-            files = getattr(local, "files", None)
-            if files is None:
-                files = local.files = {}
-            group = groups[k]
+    def generate(part, parts, seed, shuffle):
+        """Stream ``part`` of ``parts``: every parts-th row group of the pass's order."""
+        part, parts, seed, shuffle = int(part), int(parts), int(seed), bool(shuffle)
+        order = np.random.default_rng(seed).permutation(len(groups)) if shuffle else np.arange(len(groups))
+        rng = np.random.default_rng([seed, part])
+        files: OrderedDict = OrderedDict()
+        for k in order[part::parts]:
+            group = groups[int(k)]
             table = split.read_row_group(group, columns, files)
-            arrays = table_arrays(table, split.params, n_contexts, f"{group.path} row group {group.index}")
+            arrays = table_arrays(table, split.params, n_contexts, f"{group.path} row group {group.index}",
+                                  mel_as_bytes=True)
             if contract.TRACK_ID in arrays and arrays[contract.TRACK_ID].dtype == object:
                 arrays[contract.TRACK_ID] = arrays[contract.TRACK_ID].astype(bytes)
-            return arrays
-
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shard-reader") as pool:
-            pending: deque = deque()
-            for k in order:
-                pending.append(pool.submit(read, int(k)))
-                if len(pending) > 2 * workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-
-    def generate(seed, shuffle, batch_size):
-        seed, shuffle, batch_size = int(seed), bool(shuffle), int(batch_size)
-        rng = np.random.default_rng(seed)
-        if shuffle:
-            order = rng.permutation(len(groups))
-            yield from window_batches(read_groups(order), shuffle_buffer, batch_size, rng)
-        else:
-            yield from ordered_batches(read_groups(np.arange(len(groups))), batch_size)
+            if shuffle:
+                perm = rng.permutation(group.rows)
+                arrays = {name: value[perm] for name, value in arrays.items()}
+            yield arrays
 
     return generate
 
@@ -137,7 +118,7 @@ def _petastorm_generator(split: ShardSplit, columns: Sequence[str], n_contexts: 
                 shuffle_row_groups=shuffle, shuffle_rows=shuffle, seed=seed if shuffle else None,
                 cur_shard=part if parts > 1 else None, shard_count=parts if parts > 1 else None,
             )
-        with reader:
+        try:
             for batch in reader:
                 out = {}
                 for name in columns:
@@ -153,6 +134,9 @@ def _petastorm_generator(split: ShardSplit, columns: Sequence[str], n_contexts: 
                         value = value.astype(bytes)
                     out[name] = value
                 yield out
+        finally:  # not `with reader`: its __exit__ prints "Cache cleanup complete." to stdout
+            reader.stop()
+            reader.join()
 
     return generate
 
@@ -175,19 +159,18 @@ def batched_pass(split: ShardSplit, settings: DataSettings, columns: Sequence[st
                  seed, shuffle: bool, batch_size: int) -> tf.data.Dataset:
     """One pass over ``split`` as batches (dicts of tensors, mel not yet decoded).
 
-    ``seed`` may be a Python int or a scalar int64 tensor. pyarrow reader: row groups read
-    in parallel threads, shuffled and batched in numpy (:mod:`training.batching`).
-    petastorm reader: ``workers`` interleaved sharded readers, then tf.data's unbatch,
-    shuffle buffer and batch.
+    ``seed`` may be a Python int or a scalar int64 tensor. ``workers`` row-group streams
+    are interleaved, split into rows, shuffled through the ``shuffle_buffer`` (when
+    ``shuffle``) and batched.
     """
     seed = tf.cast(seed, tf.int64)
-    if settings.reader == "pyarrow":
-        signature = _signature(split, columns, n_contexts, mel_as_bytes=False)
-        generate = _pyarrow_generator(split, columns, n_contexts, settings.workers, settings.shuffle_buffer)
-        return tf.data.Dataset.from_generator(generate, output_signature=signature, args=(seed, shuffle, batch_size))
     parts = max(1, min(settings.workers, len(split.row_groups)))
-    signature = _signature(split, columns, n_contexts, mel_as_bytes=True)
-    rows = _interleaved(_petastorm_generator(split, columns, n_contexts), signature, parts, seed, shuffle).unbatch()
+    signature = _signature(split, columns, n_contexts)
+    if settings.reader == "pyarrow":
+        generate = _pyarrow_generator(split, columns, n_contexts)
+    else:
+        generate = _petastorm_generator(split, columns, n_contexts)
+    rows = _interleaved(generate, signature, parts, seed, shuffle).unbatch()
     if shuffle:
         rows = rows.shuffle(settings.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     return rows.batch(batch_size)

@@ -6,15 +6,15 @@ with f clipped to [epsilon, 1 - epsilon]. The targets tensor carries the labels 
 three weight columns (``[labels | neg_exact | neg_ignore_zeros | pos_tfidf]``, see
 training/data.py); the variant decides which weights enter:
 
-==================== ===================== =====================
-variant              w (positive terms)    wbar (negative terms)
-==================== ===================== =====================
-none                 1                     1
-negative_exact       1                     neg_exact
-negative_ignore_zeros 1                    neg_ignore_zeros
-both_exact           pos_tfidf             neg_exact
-both_ignore_zeros    pos_tfidf             neg_ignore_zeros
-==================== ===================== =====================
+===================== ================== =====================
+variant               w (positive terms) wbar (negative terms)
+===================== ================== =====================
+none                  1                  1
+negative_exact        1                  neg_exact
+negative_ignore_zeros 1                  neg_ignore_zeros
+both_exact            pos_tfidf          neg_exact
+both_ignore_zeros     pos_tfidf          neg_ignore_zeros
+===================== ================== =====================
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional, Sequence
@@ -27,6 +28,9 @@ import pyarrow.parquet as pq
 from ctx_spark.audio import contract
 from ctx_spark.audio.params import MelParams
 from ctx_spark.errors import InputError
+
+#: ParquetFile handles one reader stream keeps open (least recently used closed first).
+OPEN_FILES = 8
 
 #: Columns the trainer reads, in the order of the target vector (labels, then weights).
 TARGET_COLUMNS: tuple[str, ...] = contract.TARGET_COLUMNS
@@ -129,13 +133,24 @@ class ShardSplit:
         """Rows in the split (sum of the row-group counts in the footers)."""
         return sum(group.rows for group in self.row_groups)
 
-    def read_row_group(self, group: RowGroup, columns: Sequence[str], files: Optional[dict] = None) -> pa.Table:
-        """Read ``columns`` of one row group; ``files`` caches open ParquetFile handles."""
-        cache = files if files is not None else {}
-        handle = cache.get(group.path)
+    def read_row_group(self, group: RowGroup, columns: Sequence[str], files: Optional[OrderedDict] = None) -> pa.Table:
+        """Read ``columns`` of one row group.
+
+        ``files`` (an OrderedDict owned by one reader stream) keeps the last
+        :data:`OPEN_FILES` ParquetFile handles open, so consecutive row groups of a file do
+        not re-read its footer while a split of many thousand files never holds thousands
+        of open handles.
+        """
+        if files is None:
+            files = OrderedDict()
+        handle = files.get(group.path)
         if handle is None:
             handle = pq.ParquetFile(self.filesystem.open_input_file(group.path))
-            cache[group.path] = handle
+            files[group.path] = handle
+            while len(files) > OPEN_FILES:
+                files.popitem(last=False)[1].close()
+        else:
+            files.move_to_end(group.path)
         return handle.read_row_group(group.index, columns=list(columns))
 
 
@@ -178,13 +193,7 @@ def mel_blobs(column: pa.Array | pa.ChunkedArray, params: MelParams, where: str)
     Raises:
         InputError: a blob does not hold n_mels * n_frames float16 values (names ``where``).
     """
-    mask = valid_mel_mask(column, params)
-    if not mask.all():
-        bad = int((~mask).sum())
-        raise InputError(
-            f"{where}: {bad} 'mel' values do not hold {params.shape[0]}x{params.shape[1]} float16 values "
-            "(shape from mel_params.json)"
-        )
+    _check_mel_sizes(column, params, where)
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     n_mels, n_frames = params.shape
     if len(array) == 0:
@@ -193,6 +202,16 @@ def mel_blobs(column: pa.Array | pa.ChunkedArray, params: MelParams, where: str)
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)
     values = data[offsets[0]: offsets[-1]].view(contract.MEL_DTYPE)
     return values.reshape(len(array), n_mels, n_frames)
+
+
+def _check_mel_sizes(column: pa.Array | pa.ChunkedArray, params: MelParams, where: str) -> None:
+    mask = valid_mel_mask(column, params)
+    if not mask.all():
+        bad = int((~mask).sum())
+        raise InputError(
+            f"{where}: {bad} 'mel' values do not hold {params.shape[0]}x{params.shape[1]} float16 values "
+            "(shape from mel_params.json)"
+        )
 
 
 def valid_mel_mask(column: pa.Array | pa.ChunkedArray, params: MelParams) -> np.ndarray:
@@ -236,17 +255,22 @@ def fixed_lists(column: pa.Array | pa.ChunkedArray, width: int, dtype: np.dtype,
     return values.to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(len(array), width)
 
 
-def table_arrays(table: pa.Table, params: MelParams, n_contexts: int, where: str) -> dict[str, np.ndarray]:
+def table_arrays(table: pa.Table, params: MelParams, n_contexts: int, where: str,
+                 mel_as_bytes: bool = False) -> dict[str, np.ndarray]:
     """The columns of one row group as numpy arrays ready for tf.data.
 
     Returns: ``track_id`` (rows,) int64 or object (strings); ``mel`` (rows, n_mels,
-    n_frames) float16; each target column present as (rows, n_contexts) (labels uint8,
-    weights float32).
+    n_frames) float16, or with ``mel_as_bytes`` (rows,) object array of the raw blobs (sizes
+    checked); each target column present as (rows, n_contexts) (labels uint8, weights
+    float32).
     """
     out: dict[str, np.ndarray] = {}
     for name in table.column_names:
         column = table.column(name)
-        if name == contract.MEL:
+        if name == contract.MEL and mel_as_bytes:
+            _check_mel_sizes(column, params, f"{where}, column 'mel'")
+            out[name] = column.to_numpy(zero_copy_only=False)
+        elif name == contract.MEL:
             out[name] = mel_blobs(column, params, f"{where}, column 'mel'")
         elif name == contract.TRACK_ID:
             out[name] = column.to_numpy(zero_copy_only=False)

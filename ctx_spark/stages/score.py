@@ -78,13 +78,17 @@ def read_shards(spark: SparkSession, shards: str, params: MelParams) -> tuple[Da
         InputError: no split directory, missing columns, or mel parameters differing from
             the model's.
     """
-    from training.shards import available_splits, read_mel_params
-
     root = io.qualify(shards).rstrip("/")
-    found = read_mel_params(shards)
+    params_path = f"{root}/{contract.PARAMS_FILE}"
+    try:
+        found = contract.params_from_json(io.read_text(spark, params_path))
+    except FileNotFoundError:
+        raise InputError(f"mel shards {shards}: {contract.PARAMS_FILE} is missing") from None
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"mel shards {shards}: {params_path} is not valid mel parameters: {exc}") from None
     if found != params:
         raise InputError(f"mel shards {shards}: mel_params.json {found.to_dict()} differs from the model's {params.to_dict()}")
-    splits = available_splits(shards)
+    splits = [s for s in contract.SPLITS + (contract.ALL_SPLIT,) if io.path_exists(spark, f"{root}/{s}")]
     if not splits:
         raise InputError(f"mel shards {shards}: none of {', '.join(contract.SPLITS + (contract.ALL_SPLIT,))} exists")
     frames = []
