@@ -46,7 +46,7 @@ def learned(tmp_path_factory):
     base = tmp_path_factory.mktemp("learn")
     shards = write_synthetic_shards(str(base / "shards"), small_params(N_MELS, N_FRAMES), C, SIZES, seed=21,
                                     row_group_size=64)
-    cfg = tiny_config(*EPOCHS)
+    cfg = tiny_config(*EPOCHS, "train.logging.tensorboard=true")
     report = run_training(cfg, shards, str(base / "run"))
     return {"shards": shards, "run": str(base / "run"), "report": report, "cfg": cfg, "base": base}
 
@@ -60,6 +60,19 @@ def test_learns_band_energy_contexts(learned):
     assert meta["mel_params"]["n_mels"] == N_MELS
     log = open(os.path.join(learned["run"], "training_log.csv")).read().splitlines()
     assert log[0].split(",")[0] == "epoch" and len(log) == 9
+    import glob
+
+    import tensorflow as tf
+
+    tags = {}
+    for path in glob.glob(os.path.join(learned["run"], "tensorboard", "*", "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                assert value.metadata.plugin_data.plugin_name == "scalars"
+                tags.setdefault((path.split(os.sep)[-2], value.tag), []).append(event.step)
+    assert tags[("train", "epoch_loss")] == list(range(8))
+    assert tags[("validation", "epoch_loss")] == list(range(8))
+    assert ("train", "epoch_learning_rate") in tags
 
 
 def test_shuffled_labels_stay_at_chance(tmp_path):

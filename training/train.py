@@ -131,7 +131,9 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
             keras.callbacks.CSVLogger(os.path.join(run_dir, LOG_FILE), append=resumed_from > 0),
         ]
         if settings.logging.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, TENSORBOARD_DIR), write_graph=False))
+            from training.tblog import ScalarLogger
+
+            callbacks.append(ScalarLogger(os.path.join(run_dir, TENSORBOARD_DIR)))
         with stage(log, "fit") as timer, data.input_errors():
             model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state.epoch,
                       steps_per_epoch=steps, callbacks=callbacks, verbose=_verbose(settings))
