@@ -12,7 +12,6 @@ buffer *is* a C-ordered (rows, n_mels, n_frames) float16 array.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -173,16 +172,6 @@ def read_mel_params(root: str) -> MelParams:
         raise InputError(f"mel shards: {root}/{contract.PARAMS_FILE} is not valid mel parameters: {exc}") from None
 
 
-def available_splits(root: str) -> list[str]:
-    """The split directories present under ``root`` (train/validation/test/all)."""
-    filesystem, path = _filesystem(root)
-    names = []
-    for name in contract.SPLITS + (contract.ALL_SPLIT,):
-        if filesystem.get_file_info(f"{path}/{name}").type == pafs.FileType.Directory:
-            names.append(name)
-    return names
-
-
 # --- Arrow -> numpy ----------------------------------------------------------------------
 
 def mel_blobs(column: pa.Array | pa.ChunkedArray, params: MelParams, where: str) -> np.ndarray:
@@ -293,6 +282,3 @@ def describe(split: ShardSplit) -> dict:
         "mel_shape": list(split.params.shape),
     }
 
-
-def params_json(params: MelParams) -> str:
-    return json.dumps(params.to_dict(), indent=2, sort_keys=True)

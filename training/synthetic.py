@@ -10,7 +10,7 @@ information (ROC-AUC near 0.5). Files follow the shard contract exactly
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional
+from typing import Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -121,6 +121,6 @@ def write_synthetic_shards(
     return root
 
 
-def read_all(root: str, split: str, params: Optional[MelParams] = None) -> pa.Table:
+def read_all(root: str, split: str) -> pa.Table:
     """The whole split as one table (tests and benchmarks on small data only)."""
     return pq.read_table(os.path.join(root, split))
