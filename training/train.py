@@ -136,7 +136,7 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
             callbacks.append(ScalarLogger(os.path.join(run_dir, TENSORBOARD_DIR)))
         with stage(log, "fit") as timer, data.input_errors():
             model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state.epoch,
-                      steps_per_epoch=steps, callbacks=callbacks, verbose=_verbose(settings))
+                      steps_per_epoch=steps, callbacks=callbacks, verbose=_verbose(settings), shuffle=False)
             timer.rows = (state.epoch - resumed_from) * train_split.rows
         fit_seconds = timer.seconds
     if state.best_epoch == 0:
