@@ -1,0 +1,1 @@
+"""Training, evaluation and inference of the context CNN on mel shards (TensorFlow/Keras)."""

@@ -1,0 +1,126 @@
+"""Print the listening contexts a trained model hears in audio files.
+
+  python -m training.predict --model RUN --audio FILE [FILE ...] [--thresholds EVAL/metrics.json]
+                             [--threshold T] [--json] [--conf FILE] [--set k=v ...]
+
+Each file goes through the same log-mel transform the model was trained on (the mel
+parameters in RUN/model_meta.json, via ctx_spark.audio.mel.compute_mel), files are
+predicted in batches, and each file's contexts at or above its threshold are printed with
+their probabilities (all 15 with --json). Thresholds: --threshold (default
+train.evaluation.threshold), or the per-context thresholds tuned by training.evaluate.
+A file that cannot be decoded is reported and skipped; the exit code is 2 only when no
+file could be read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ctx_spark.cli import config_from_args, job_parser, run_main
+from ctx_spark.errors import InputError
+from ctx_spark.logs import get_logger
+from training.settings import train_settings
+
+META_FILE = "model_meta.json"  # training.model.META_FILE, without importing Keras
+
+log = get_logger("predict")
+
+
+def _compute_mel():
+    try:
+        from ctx_spark.audio.mel import compute_mel
+    except ImportError as exc:
+        raise InputError(f"the audio front end ctx_spark.audio.mel is not available: {exc}") from None
+    return compute_mel
+
+
+def load_thresholds(path: Optional[str], contexts: Sequence[str], default: float) -> np.ndarray:
+    """(C,) thresholds: the tuned ones from an evaluation's metrics.json, else ``default``."""
+    if not path:
+        return np.full(len(contexts), float(default))
+    with open(path, encoding="utf-8") as handle:
+        per_context = json.load(handle)["tuned_thresholds"]["per_context"]
+    missing = [c for c in contexts if c not in per_context]
+    if missing:
+        raise InputError(f"{path}: no tuned threshold for contexts {missing}")
+    return np.array([per_context[c]["threshold"] for c in contexts], dtype=np.float64)
+
+
+def predict_files(model_dir: str, audio: Sequence[str], batch_size: int, thresholds: Optional[np.ndarray] = None,
+                  default_threshold: float = 0.5) -> list[dict[str, Any]]:
+    """One result per file, in order: ``file``, and either ``probabilities`` (context ->
+    probability) with ``contexts`` (names at or above threshold, most probable first), or
+    ``error`` (why the file could not be used)."""
+    from training.model import load_exported
+
+    exported = load_exported(model_dir)
+    compute_mel = _compute_mel()
+    names = exported.contexts
+    if thresholds is None:
+        thresholds = np.full(len(names), float(default_threshold))
+    results: list[dict[str, Any]] = [{"file": path} for path in audio]
+    ready: list[int] = []
+    inputs: list[np.ndarray] = []
+    for i, path in enumerate(audio):
+        try:
+            mel = np.asarray(compute_mel(path, exported.params))
+        except Exception as exc:  # an unusable file is reported, not fatal
+            results[i]["error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("%s: %s", path, results[i]["error"])
+            continue
+        if mel.shape != exported.params.shape:
+            results[i]["error"] = f"mel shape {mel.shape} differs from the model's {exported.params.shape}"
+            continue
+        inputs.append(mel.T.astype(np.float32))  # (n_frames, n_mels), as in training
+        ready.append(i)
+    for start in range(0, len(inputs), batch_size):
+        probs = np.asarray(exported.model.predict_on_batch(np.stack(inputs[start:start + batch_size])))
+        for row, i in zip(probs, ready[start:start + batch_size]):
+            order = np.argsort(-row, kind="stable")
+            results[i]["probabilities"] = {names[c]: round(float(row[c]), 4) for c in range(len(names))}
+            results[i]["contexts"] = [names[c] for c in order if row[c] >= thresholds[c]]
+    return results
+
+
+def format_result(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"{result['file']}: error: {result['error']}"
+    probs = result["probabilities"]
+    chosen = ", ".join(f"{name} {probs[name]:.2f}" for name in result["contexts"]) or "(no context above threshold)"
+    return f"{result['file']}: {chosen}"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = job_parser(__doc__, prog="python -m training.predict")
+    parser.add_argument("--model", required=True, help="run directory holding model.keras and model_meta.json")
+    parser.add_argument("--audio", required=True, nargs="+", help="audio files")
+    parser.add_argument("--threshold", type=float, help="one threshold for every context")
+    parser.add_argument("--thresholds", metavar="METRICS_JSON", help="per-context thresholds from training.evaluate")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
+    args = parser.parse_args(argv)
+    settings = train_settings(config_from_args(args))
+    default = args.threshold if args.threshold is not None else settings.evaluation.threshold
+    contexts = _contexts(args.model)
+    thresholds = load_thresholds(args.thresholds, contexts, default)
+    results = predict_files(args.model, args.audio, settings.evaluation.batch_size, thresholds)
+    for result in results:
+        print(json.dumps(result) if args.json else format_result(result))
+    return 2 if all("error" in r for r in results) else 0
+
+
+def _contexts(model_dir: str) -> list[str]:
+    """The model's context order, from its meta file (before TensorFlow is imported)."""
+    path = os.path.join(model_dir, META_FILE)
+    if not os.path.isfile(path):
+        raise InputError(f"model: {path} is missing; has training finished?")
+    with open(path, encoding="utf-8") as handle:
+        return list(json.load(handle)["contexts"])
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,190 @@
+"""Train the context CNN on mel shards, resumably.
+
+  python -m training.train --shards S --out RUN [--restart] [--conf FILE] [--set k=v ...]
+
+Reads S/train and S/validation (streamed, see training/data.py) and writes into RUN:
+checkpoints/ (one per epoch; a killed run started again with the same command resumes from
+the last one), training_log.csv, tensorboard/, run_config.json, and at the end
+model.keras + model_meta.json (the best epoch's weights, the mel parameters and contexts it
+expects) and train_report.json. Running it again on a finished RUN does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Any, Optional, Sequence
+
+from ctx_spark import __version__
+from ctx_spark.cli import config_from_args, job_parser, run_main
+from ctx_spark.config import Config
+from ctx_spark.errors import ConfigError, InputError
+from ctx_spark.logs import get_logger, stage
+from training.settings import TrainSettings, train_settings
+from training.shards import describe, open_split
+
+log = get_logger("train")
+
+REPORT_FILE = "train_report.json"
+RUN_CONFIG_FILE = "run_config.json"
+LOG_FILE = "training_log.csv"
+TENSORBOARD_DIR = "tensorboard"
+#: Settings that may change when a run is resumed (they do not change what is learnt).
+RESUMABLE_CHANGES = ("epochs", "logging", "evaluation", "checkpoint")
+
+
+def _comparable(section: dict) -> dict:
+    return {k: v for k, v in section.items() if k not in RESUMABLE_CHANGES}
+
+
+def _check_resume_config(run_dir: str, shards: str, train_section: dict, contexts: Sequence[str]) -> None:
+    path = os.path.join(run_dir, RUN_CONFIG_FILE)
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    changed = sorted(
+        k for k in set(_comparable(saved["train"])) | set(_comparable(train_section))
+        if saved["train"].get(k) != train_section.get(k)
+    )
+    if changed or list(saved["contexts"]) != list(contexts):
+        what = ", ".join(f"train.{k}" for k in changed) or "the context list"
+        raise ConfigError(
+            f"{run_dir} holds a run with different settings ({what}); resume it with its own settings "
+            "(RUN/run_config.json) or start over with --restart"
+        )
+    if os.path.abspath(saved["shards"]) != os.path.abspath(shards) and saved["shards"] != shards:
+        log.warning("resuming a run started on shards %s with shards %s", saved["shards"], shards)
+
+
+def _verbose(settings: TrainSettings) -> int:
+    if settings.logging.verbose >= 0:
+        return settings.logging.verbose
+    return 1 if sys.stdout.isatty() else 2
+
+
+def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) -> dict[str, Any]:
+    """Train (or resume, or skip when finished) and export the best model. Returns the report.
+
+    Raises:
+        InputError: the shards are missing, unreadable or lack labels.
+        ConfigError: RUN holds an unfinished run with different settings.
+    """
+    started = time.perf_counter()
+    settings = train_settings(cfg)
+    contexts = cfg.contexts.names
+    train_section = cfg.to_dict()["train"]
+    run_dir = os.path.abspath(run_dir)
+    if restart and os.path.isdir(run_dir):
+        shutil.rmtree(run_dir)
+    report_path = os.path.join(run_dir, REPORT_FILE)
+    if os.path.isfile(report_path):
+        log.info("%s is a finished run (%s); nothing to do (use --restart to train again)", run_dir, REPORT_FILE)
+        with open(report_path, encoding="utf-8") as handle:
+            return json.load(handle)
+
+    train_split, val_split = open_split(shards, "train"), open_split(shards, "validation")
+    for split in (train_split, val_split):
+        split.require_targets()
+    if train_split.params != val_split.params:
+        raise InputError(f"mel shards {shards}: train and validation were written with different mel parameters")
+    _check_resume_config(run_dir, shards, train_section, contexts)
+
+    import keras  # noqa: late import: config and input errors come before TensorFlow starts
+
+    from training import checkpoint, data
+    from training.model import build_model, compile_model, export_meta, write_export, write_json_file
+
+    os.makedirs(run_dir, exist_ok=True)
+    write_json_file(os.path.join(run_dir, RUN_CONFIG_FILE), {
+        "shards": shards, "train": train_section, "contexts": list(contexts), "sources": list(cfg.sources),
+    })
+    n_contexts = len(contexts)
+    n_mels, n_frames = train_split.params.shape
+    state = checkpoint.read_state(run_dir)
+    resumed_from = state.epoch if state else 0
+    keras.utils.set_random_seed(settings.seed + resumed_from)
+    if state is None:
+        state = checkpoint.RunState()
+        model = compile_model(build_model(settings.model, (n_frames, n_mels), n_contexts, seed=settings.seed),
+                              settings, n_contexts)
+    else:
+        log.info("resuming %s after epoch %d (best val_loss %.5f at epoch %d)",
+                 run_dir, state.epoch, state.best_loss, state.best_epoch)
+        model = checkpoint.load_checkpoint(run_dir, state)
+
+    for split in (train_split, val_split):
+        data.check_split(split, n_contexts, with_targets=True)
+    steps = data.steps_per_pass(train_split, settings.data.batch_size)
+    log.info("train: %s; validation: %s; %d steps per epoch; reader %s",
+             describe(train_split), describe(val_split), steps, settings.data.reader)
+    fit_seconds = 0.0
+    if not state.stopped and state.epoch < settings.epochs:
+        train_ds = data.training_dataset(train_split, settings.data, n_contexts, settings.seed, state.epoch, settings.epochs)
+        val_ds = data.evaluation_dataset(val_split, settings.data, n_contexts)
+        callbacks = [
+            checkpoint.CheckpointAndEarlyStop(run_dir, state, settings.early_stopping.patience,
+                                              settings.early_stopping.min_delta, settings.checkpoint.keep),
+            keras.callbacks.CSVLogger(os.path.join(run_dir, LOG_FILE), append=resumed_from > 0),
+        ]
+        if settings.logging.tensorboard:
+            from training.tblog import ScalarLogger
+
+            callbacks.append(ScalarLogger(os.path.join(run_dir, TENSORBOARD_DIR)))
+        with stage(log, "fit") as timer, data.input_errors():
+            model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state.epoch,
+                      steps_per_epoch=steps, callbacks=callbacks, verbose=_verbose(settings), shuffle=False)
+            timer.rows = (state.epoch - resumed_from) * train_split.rows
+        fit_seconds = timer.seconds
+    if state.best_epoch == 0:
+        raise RuntimeError(f"{run_dir}: no epoch completed, nothing to export")
+    checkpoint.restore_best(model, run_dir)
+    meta = export_meta(train_split.params, contexts, loss_variant=settings.loss.variant, best_epoch=state.best_epoch,
+                       best_val_loss=state.best_loss, shards=shards, version=__version__)
+    write_export(run_dir, model, meta)
+    report = {
+        "stage": "train",
+        "version": __version__,
+        "shards": shards,
+        "run_dir": run_dir,
+        "splits": {"train": describe(train_split), "validation": describe(val_split)},
+        "contexts": list(contexts),
+        "loss_variant": settings.loss.variant,
+        "epochs_completed": state.epoch,
+        "best_epoch": state.best_epoch,
+        "best_val_loss": state.best_loss,
+        "stopped_early": state.stopped,
+        "resumed_from_epoch": resumed_from,
+        "steps_per_epoch": steps,
+        "optimizer_steps": int(model.optimizer.iterations.numpy()) if model.optimizer is not None else None,
+        "fit_seconds_this_session": round(fit_seconds, 3),
+        "train_samples_per_second_this_session": (
+            round((state.epoch - resumed_from) * train_split.rows / fit_seconds, 2) if fit_seconds > 0 else None
+        ),
+        "elapsed_seconds": round(time.perf_counter() - started, 3),
+        "settings": train_section,
+    }
+    write_json_file(report_path, report)
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = job_parser(__doc__, prog="python -m training.train")
+    parser.add_argument("--shards", required=True, help="mel shard root (train/, validation/, mel_params.json)")
+    parser.add_argument("--out", required=True, help="run directory (created; resumed when it holds checkpoints)")
+    parser.add_argument("--restart", action="store_true", help="delete RUN's checkpoints and train from scratch")
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    report = run_training(cfg, args.shards, args.out, restart=args.restart)
+    print(
+        f"model: {os.path.join(report['run_dir'], 'model.keras')} (best epoch {report['best_epoch']} of "
+        f"{report['epochs_completed']}, val_loss {report['best_val_loss']:.5f}, loss {report['loss_variant']})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
