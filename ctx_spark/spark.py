@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from ctx_spark.logs import get_logger
@@ -67,6 +67,25 @@ def _package_zip() -> str:
     return path
 
 
+def _launched_by_spark_submit() -> bool:
+    """True when spark-submit started the JVM and handed Python its gateway port."""
+    return bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+
+
+def _submitted_conf() -> SparkConf:
+    """What spark-submit was told (``--master``, ``--conf``), empty under plain ``python``.
+
+    spark-submit starts the JVM first and passes its gateway port to Python; its options
+    live there as system properties, which a SparkConf only loads once the gateway is
+    connected. Connecting early is harmless then (the JVM exists already) but would start
+    a JVM too soon under plain ``python``, before driver options from the config apply,
+    so it happens only when a gateway is waiting.
+    """
+    if _launched_by_spark_submit():
+        SparkContext._ensure_initialized()
+    return SparkConf()
+
+
 def get_spark(app_name: str, settings: SparkSettings) -> SparkSession:
     """Return the active session or create one.
 
@@ -80,7 +99,7 @@ def get_spark(app_name: str, settings: SparkSettings) -> SparkSession:
             if key.startswith("spark.sql."):
                 active.conf.set(key, str(value).lower() if isinstance(value, bool) else str(value))
         return active
-    submitted = SparkConf()  # under spark-submit this holds --master and --conf values
+    submitted = _submitted_conf()
     builder = SparkSession.builder.appName(app_name)
     master = submitted.get("spark.master", None) or settings.master
     builder = builder.master(master)
@@ -92,7 +111,9 @@ def get_spark(app_name: str, settings: SparkSettings) -> SparkSession:
             builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
-    if not local and settings.ship_package:
+    # Workers of a JVM we did not start (a cluster, or spark-submit in local mode) cannot
+    # see this checkout through PYTHONPATH: ship the packages with the job.
+    if settings.ship_package and (not local or _launched_by_spark_submit()):
         spark.sparkContext.addPyFile(_package_zip())
     log.info("Spark %s session '%s' on %s", spark.version, app_name, spark.sparkContext.master)
     return spark

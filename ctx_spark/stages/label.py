@@ -68,6 +68,7 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
         "inputs": {"playlists": inputs.playlists, "playlist_tracks": inputs.playlist_tracks, "tracks": inputs.tracks},
         "outputs": {"track_context_counts": f"{out}/{COUNTS_DIR}", "track_labels": f"{out}/{LABELS_DIR}"},
         "settings": cfg.to_dict()["label"],
+        "spark": {"master": spark.sparkContext.master, "version": spark.version},
         "contexts": {name: list(cfg.contexts.keywords[name]) for name in cfg.contexts.names},
         **report,
         "elapsed_seconds": round(time.perf_counter() - started, 3),
