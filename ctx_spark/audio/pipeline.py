@@ -7,11 +7,11 @@ Row flow (one row per track; columns in brackets)::
       -> previous output's spectrograms with the same fingerprint: reused
       -> the others: repartitioned evenly, mapInArrow(compute_batches): [mel, error_*]
       -> union, repartitioned into one task per shard file, sorted by (split, track_id),
-         mapInArrow(write_batches) writes the shards and returns the manifest.
+         mapInArrow(write_batches) writes the shards and errors/ and returns its counts.
 
 Nothing in this flow is computed twice: the spectrograms exist only between the audio task
-and the writing task (through one shuffle), and everything reported afterwards is read back
-from the small manifest.
+and the writing task (through one shuffle), and the report is built from the write tasks'
+counts (a handful of rows), so the job runs three small queries besides the main one.
 """
 
 from __future__ import annotations
@@ -343,9 +343,9 @@ def write_shards(
     group_rows: int,
     with_targets: bool,
 ) -> DataFrame:
-    """Lay the rows out one task per shard file and write them (lazily: the returned
-    manifest [track_id, split, audio, status, reused, decoded_seconds, reason, stage,
-    message] triggers the whole flow when written)."""
+    """Lay the rows out one task per shard file and write them, with ``errors/``, under
+    ``root`` (lazily: the returned per-task counts [split, status, reason, reused, n,
+    seconds] trigger the whole flow when collected)."""
     bucket = F.lit(0)
     for split, files in files_per_split.items():
         bucket = F.when(F.col(SPLIT) == split, F.pmod(F.xxhash64(TRACK_ID), F.lit(files))).otherwise(bucket)
@@ -367,8 +367,22 @@ def write_shards(
         groups_per_file=settings.row_groups_per_file,
         compression=settings.compression,
     )
-    manifest_schema = tasks.MANIFEST_DDL.format(id="bigint" if id_kind == "int64" else "string")
-    return laid_out.mapInArrow(fn, manifest_schema)
+    return laid_out.mapInArrow(fn, tasks.STATS_DDL)
+
+
+def summarise(task_stats: DataFrame) -> list[dict]:
+    """Sum the write tasks' counts: one dict per (split, status, reason, reused); a list
+    bounded by splits x reasons, whatever the catalogue's size."""
+    groups = (
+        task_stats.groupBy(SPLIT, tasks.STATUS, "reason", tasks.REUSED)
+        .agg(F.sum("n").alias("n"), F.sum("seconds").alias("seconds"))
+        .collect()
+    )
+    return [
+        {"split": g[SPLIT], "status": g[tasks.STATUS], "reason": g["reason"], "reused": bool(g[tasks.REUSED]),
+         "n": int(g["n"]), "seconds": float(g["seconds"] or 0.0)}
+        for g in groups
+    ]
 
 
 def persist(df: DataFrame) -> DataFrame:

@@ -183,11 +183,17 @@ def compute_batches(
 
 # --- shard writing ----------------------------------------------------------------------
 
-#: The rows a write task hands back to Spark: one per input row (the job's manifest).
-MANIFEST_DDL = (
-    f"track_id {{id}}, {SPLIT} string, {AUDIO} string, {STATUS} string, {REUSED} boolean, "
-    f"{DECODED} double, reason string, stage string, message string"
-)
+#: What a write task hands back to Spark: its counts per (split, status, reason, reused),
+#: so the report needs no second pass over the rows.
+STATS_DDL = f"{SPLIT} string, {STATUS} string, reason string, {REUSED} boolean, n bigint, seconds double"
+ERRORS_SPLIT = contract.ERRORS_DIR
+#: Columns of errors/.
+ERROR_FIELDS = (AUDIO, "stage", "reason", "message")
+
+
+def errors_schema(id_type: pa.DataType) -> pa.Schema:
+    """Schema of the ``errors/`` table: track_id, audio, stage, reason, message."""
+    return pa.schema([pa.field(contract.TRACK_ID, id_type)] + [pa.field(c, pa.string()) for c in ERROR_FIELDS])
 
 
 def _runs(values: list) -> Iterator[tuple[object, int, int]]:
@@ -197,6 +203,17 @@ def _runs(values: list) -> Iterator[tuple[object, int, int]]:
         if i == len(values) or values[i] != values[start]:
             yield values[start], start, i
             start = i
+
+
+def _count(stats: dict, batch: pa.RecordBatch, ok: pa.Array) -> None:
+    keys = zip(
+        batch.column(SPLIT).to_pylist(), ok.to_pylist(), batch.column(ERROR_REASON).to_pylist(),
+        batch.column(REUSED).to_pylist(), batch.column(DECODED).to_pylist(),
+    )
+    for split, good, reason, reused, seconds in keys:
+        entry = stats.setdefault((split, WRITTEN if good else FAILED, reason, bool(reused)), [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds or 0.0
 
 
 def write_batches(
@@ -209,33 +226,47 @@ def write_batches(
     groups_per_file: int,
     compression: str,
 ) -> Iterator[pa.RecordBatch]:
-    """Write the rows that have a spectrogram to ``root/<split>/`` shard files and yield
-    one manifest row per input row (written or failed, with the reason).
+    """Write the rows that have a spectrogram to ``root/<split>/`` shard files and the
+    others to ``root/errors/``, then yield this task's counts (:data:`STATS_DDL`).
 
     Input rows must be sorted by (split, track_id) within the task.
     """
     params = MelParams.from_dict(json.loads(params_json))
-    schema = output_schema(pa.int64() if id_type == "int64" else pa.string(), with_targets, params)
-    writer = ShardWriter(root, _partition_id(), schema, group_rows, groups_per_file, compression)
+    id_arrow = pa.int64() if id_type == "int64" else pa.string()
+    schema = output_schema(id_arrow, with_targets, params)
+    failures = errors_schema(id_arrow)
+    task = _partition_id()
+    shards = ShardWriter(root, task, schema, group_rows, groups_per_file, compression)
+    errors = ShardWriter(root, task, failures, 1 << 16, 1 << 10, compression)
+    stats: dict = {}
     try:
         for batch in batches:
+            if not batch.num_rows:
+                continue
             ok = pc.is_valid(batch.column(MEL))
-            good = pa.Table.from_batches([batch.filter(ok)]) if batch.num_rows else None
-            if good is not None and good.num_rows:
-                splits = good.column(SPLIT).to_pylist()
-                for split, start, stop in _runs(splits):
-                    writer.write(split, good.slice(start, stop - start).select(schema.names).cast(schema))
-            status = pc.if_else(ok, pa.scalar(WRITTEN), pa.scalar(FAILED))
-            yield pa.RecordBatch.from_arrays(
-                [
-                    batch.column(contract.TRACK_ID), batch.column(SPLIT), batch.column(AUDIO), status,
-                    batch.column(REUSED), batch.column(DECODED), batch.column(ERROR_REASON),
-                    batch.column(ERROR_STAGE), batch.column(ERROR_MESSAGE),
-                ],
-                names=[contract.TRACK_ID, SPLIT, AUDIO, STATUS, REUSED, DECODED, "reason", "stage", "message"],
-            )
-        writer.close()
+            _count(stats, batch, ok)
+            good = pa.Table.from_batches([batch.filter(ok)])
+            for split, start, stop in _runs(good.column(SPLIT).to_pylist()):
+                shards.write(split, good.slice(start, stop - start).select(schema.names).cast(schema))
+            bad = pa.Table.from_batches([batch.filter(pc.invert(ok))])
+            if bad.num_rows:
+                bad = bad.select([contract.TRACK_ID, AUDIO, ERROR_STAGE, ERROR_REASON, ERROR_MESSAGE])
+                errors.write(ERRORS_SPLIT, bad.rename_columns(failures.names).cast(failures))
+        shards.close()
+        errors.close()
     except BaseException:
-        writer.abort()
+        shards.abort()
+        errors.abort()
         raise
-
+    keys = sorted(stats, key=lambda k: tuple("" if v is None else str(v) for v in k))
+    yield pa.RecordBatch.from_arrays(
+        [
+            pa.array([k[0] for k in keys], pa.string()),
+            pa.array([k[1] for k in keys], pa.string()),
+            pa.array([k[2] for k in keys], pa.string()),
+            pa.array([k[3] for k in keys], pa.bool_()),
+            pa.array([stats[k][0] for k in keys], pa.int64()),
+            pa.array([stats[k][1] for k in keys], pa.float64()),
+        ],
+        names=[SPLIT, STATUS, "reason", REUSED, "n", "seconds"],
+    )

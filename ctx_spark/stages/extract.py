@@ -12,22 +12,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from ctx_spark import __version__, io
 from ctx_spark.audio import contract, pipeline, tasks
 from ctx_spark.audio.params import MelParams
 from ctx_spark.audio.settings import ExtractSettings
-from ctx_spark.audio.shards import rows_per_group
+from ctx_spark.audio.shards import filesystem, rows_per_group
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 
 log = get_logger("extract")
 
-MANIFEST_DIR = "manifest.tmp"  # deleted before publishing; no leading "_" (Spark would skip it)
-ERROR_COLUMNS = (contract.TRACK_ID, "audio", "stage", "reason", "message")
 ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 
@@ -108,9 +107,12 @@ def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows
     )
     log.info("incremental: %s", previous_note)
     reused, to_compute = pipeline.split_reuse(rows, previous, settings.checksum)
-    with stage(log, "find tracks to compute") as timer:
-        n_compute = to_compute.count()
-        timer.rows = n_compute
+    if previous is None:
+        n_compute = counts.total
+    else:
+        with stage(log, "find tracks to compute") as timer:
+            n_compute = to_compute.count()
+            timer.rows = n_compute
     partitions = pipeline.audio_partitions(n_compute, settings, spark.sparkContext.defaultParallelism)
     group_rows = rows_per_group(params, settings.row_group_mb)
     layout = pipeline.shard_layout(counts.per_split, group_rows * settings.row_groups_per_file)
@@ -122,15 +124,14 @@ def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows
             if n_compute else None
         )
         union = _union(computed, reused)
-        manifest_path = f"{staging}/{MANIFEST_DIR}"
         with stage(log, "decode, compute and write shards") as timer:
+            stats = []
             if union is not None:
-                manifest = pipeline.write_shards(union, staging, layout, params, settings, group_rows, with_targets)
-                manifest.write.mode("error").parquet(manifest_path)
-                stats, errors_written = _summarise(spark, manifest_path, f"{staging}/{contract.ERRORS_DIR}", id_kind)
-            else:
-                stats, errors_written = [], _write_empty_errors(spark, f"{staging}/{contract.ERRORS_DIR}", id_kind)
-            io.delete_path(spark, manifest_path)
+                task_stats = pipeline.write_shards(union, staging, layout, params, settings, group_rows, with_targets)
+                stats = pipeline.summarise(task_stats)
+            errors_written = sum(s["n"] for s in stats if s["status"] == tasks.FAILED)
+            if not errors_written:  # every task skipped errors/: an empty table, same schema
+                _write_empty_errors(staging, id_kind)
             timer.rows = sum(s["n"] for s in stats if not s["reused"])
         io.write_text(spark, f"{staging}/{contract.PARAMS_FILE}", params.to_json() + "\n")
         report = _report(spark, cfg, inputs, out, staging, params, catalogue, counts, previous_note, stats, started)
@@ -146,28 +147,11 @@ def _no_audio_message(inputs: ExtractInputs, settings: ExtractSettings) -> str:
     return f"the audio table {inputs.tracks} gives no audio for this track"
 
 
-def _summarise(spark: SparkSession, manifest_path: str, errors_path: str, id_kind: str):
-    """Write errors/ from the manifest and return its per-(split, status, reason) counts."""
-    manifest = spark.read.parquet(manifest_path)
-    errors = manifest.where(F.col(tasks.STATUS) == tasks.FAILED).select(*ERROR_COLUMNS)
-    errors.coalesce(1).write.mode("error").parquet(errors_path)
-    groups = (
-        manifest.groupBy(tasks.SPLIT, tasks.STATUS, "reason", tasks.REUSED)
-        .agg(F.count(F.lit(1)).alias("n"), F.sum(tasks.DECODED).alias("seconds"))
-        .collect()
-    )
-    stats = [
-        {"split": g[tasks.SPLIT], "status": g[tasks.STATUS], "reason": g["reason"], "reused": bool(g[tasks.REUSED]),
-         "n": int(g["n"]), "seconds": float(g["seconds"] or 0.0)}
-        for g in groups
-    ]
-    return stats, sum(s["n"] for s in stats if s["status"] == tasks.FAILED)
-
-
-def _write_empty_errors(spark: SparkSession, errors_path: str, id_kind: str) -> int:
-    schema = f"{contract.TRACK_ID} {'bigint' if id_kind == 'int64' else 'string'}, audio string, stage string, reason string, message string"
-    spark.createDataFrame([], schema).coalesce(1).write.mode("error").parquet(errors_path)
-    return 0
+def _write_empty_errors(staging: str, id_kind: str) -> None:
+    fs, root = filesystem(staging)
+    fs.create_dir(f"{root}/{contract.ERRORS_DIR}", recursive=True)
+    schema = tasks.errors_schema(pa.int64() if id_kind == "int64" else pa.string())
+    pq.write_table(schema.empty_table(), f"{root}/{contract.ERRORS_DIR}/part-00000-000.parquet", filesystem=fs)
 
 
 def _report(spark, cfg, inputs, out, staging, params, catalogue, counts, previous_note, stats, started) -> dict[str, Any]:
