@@ -98,9 +98,14 @@ def run_extract_stage(spark: SparkSession, cfg: Config, inputs: ExtractInputs, o
 
 def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows, started) -> dict[str, Any]:
     with_targets = targets is not None
-    with stage(log, "check and count tracks") as timer:
-        counts = pipeline.check_rows(rows, len(cfg.contexts) if with_targets else None)
-        timer.rows = counts.total
+    if with_targets:
+        with stage(log, "check and count tracks") as timer:
+            counts = pipeline.check_rows(rows, len(cfg.contexts))
+            timer.rows = counts.total
+    else:
+        # Nothing to check: the listing's count sizes the work (the report's exact counts
+        # come from the write tasks), which saves a query.
+        counts = pipeline.RowCounts({contract.ALL_SPLIT: catalogue.entries - catalogue.bad_names}, 0)
     id_kind = pipeline._id_kind(rows.schema[contract.TRACK_ID].dataType)
     previous, previous_note = (
         pipeline.previous_output(spark, out, params, id_kind) if settings.incremental else (None, "incremental disabled")
@@ -134,7 +139,7 @@ def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows
                 _write_empty_errors(staging, id_kind)
             timer.rows = sum(s["n"] for s in stats if not s["reused"])
         io.write_text(spark, f"{staging}/{contract.PARAMS_FILE}", params.to_json() + "\n")
-        report = _report(spark, cfg, inputs, out, staging, params, catalogue, counts, previous_note, stats, started)
+        report = _report(spark, cfg, inputs, out, staging, params, catalogue, previous_note, stats, started)
         report["errors_written"] = errors_written
         io.write_json(spark, f"{staging}/{contract.REPORT_FILE}", report)
     return report
@@ -154,13 +159,15 @@ def _write_empty_errors(staging: str, id_kind: str) -> None:
     pq.write_table(schema.empty_table(), f"{root}/{contract.ERRORS_DIR}/part-00000-000.parquet", filesystem=fs)
 
 
-def _report(spark, cfg, inputs, out, staging, params, catalogue, counts, previous_note, stats, started) -> dict[str, Any]:
+def _report(spark, cfg, inputs, out, staging, params, catalogue, previous_note, stats, started) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     written: dict[str, int] = {}
     failed: dict[str, int] = {}
+    tracks_in: dict[str, int] = {}
     reused = computed = 0
     seconds = 0.0
     for s in stats:
+        tracks_in[s["split"]] = tracks_in.get(s["split"], 0) + s["n"]
         if s["status"] == tasks.WRITTEN:
             written[s["split"]] = written.get(s["split"], 0) + s["n"]
         else:
@@ -186,9 +193,9 @@ def _report(spark, cfg, inputs, out, staging, params, catalogue, counts, previou
         "settings": cfg.to_dict()["extract"],
         "catalogue_entries": catalogue.entries,
         "catalogue_bad_names": catalogue.bad_names,
-        "tracks_in": counts.total,
-        "tracks_in_per_split": dict(sorted(counts.per_split.items())),
-        "tracks_without_audio": counts.without_audio,
+        "tracks_in": sum(tracks_in.values()),
+        "tracks_in_per_split": dict(sorted(tracks_in.items())),
+        "tracks_without_audio": failed.get("no_audio", 0),
         "incremental": previous_note,
         "written": dict(sorted(written.items())),
         "written_total": sum(written.values()),
