@@ -1,0 +1,173 @@
+"""Writing shard files from inside Spark tasks, with pyarrow, in the exact contract schema.
+
+Spark's own Parquet writer cannot produce the contract (it has no unsigned 8-bit type for
+``labels`` and no way to put the transform's parameters in the file footer) and cannot
+size row groups by bytes for 125 KB rows; pyarrow can. Each write task receives the rows of
+its shard files already sorted by (split, track_id) and writes them as
+``<root>/<split>/part-<task>-<seq>.parquet``: first under a hidden temporary name (readers
+skip names starting with ``.``), then renamed. The names depend only on the task's
+partition and the rows' order, so a retried or speculative attempt rewrites the same files
+with the same rows instead of adding duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Optional
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ctx_spark.audio import contract
+from ctx_spark.audio.decode import local_path
+from ctx_spark.audio.params import MelParams
+
+#: Provenance columns written after the contract's: where the audio came from and the
+#: fingerprint an incremental run compares (size in bytes, mtime in ms, SHA-256 or null).
+AUDIO = "audio"
+AUDIO_SIZE = "audio_size"
+AUDIO_MTIME = "audio_mtime_ms"
+AUDIO_CHECKSUM = "audio_checksum"
+FINGERPRINT_COLUMNS = (AUDIO_SIZE, AUDIO_MTIME, AUDIO_CHECKSUM)
+PROVENANCE_FIELDS = (
+    pa.field(AUDIO, pa.string(), nullable=False),
+    pa.field(AUDIO_SIZE, pa.int64()),
+    pa.field(AUDIO_MTIME, pa.int64()),
+    pa.field(AUDIO_CHECKSUM, pa.string()),
+)
+
+#: Bytes a row holds besides its spectrogram (ids, 4 x 15 targets, path, fingerprint).
+ROW_OVERHEAD_BYTES = 512
+
+
+def output_schema(id_type: pa.DataType, with_targets: bool, params: MelParams) -> pa.Schema:
+    """The contract's shard schema (with the parameters in its metadata) plus provenance."""
+    base = contract.shard_schema(id_type, with_targets, params)
+    return pa.schema(list(base) + list(PROVENANCE_FIELDS), metadata=base.metadata)
+
+
+def rows_per_group(params: MelParams, row_group_mb: float) -> int:
+    """Rows in a row group of about ``row_group_mb`` MiB (at least 1)."""
+    row_bytes = params.shape[0] * params.shape[1] * contract.MEL_DTYPE.itemsize + ROW_OVERHEAD_BYTES
+    return max(1, int(row_group_mb * (1 << 20)) // row_bytes)
+
+
+def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the path inside it for a local path or URI."""
+    path = local_path(uri)
+    if path is not None:
+        return pafs.LocalFileSystem(), os.path.abspath(path)
+    scheme, rest = uri.split("://", 1)
+    scheme = {"s3a": "s3", "s3n": "s3"}.get(scheme.lower(), scheme)
+    return pafs.FileSystem.from_uri(f"{scheme}://{rest}")
+
+
+class ShardWriter:
+    """Writes one task's rows into its shard files, split by split, in row groups.
+
+    Call :meth:`write` with tables in the output schema, all rows of one split at a time
+    and sorted by track_id; :meth:`close` flushes and publishes the last file.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        task: int,
+        schema: pa.Schema,
+        group_rows: int,
+        groups_per_file: int,
+        compression: str,
+    ):
+        self.fs, self.root = filesystem(root)
+        self.task = task
+        self.schema = schema
+        self.group_rows = group_rows
+        self.file_rows = group_rows * groups_per_file
+        self.compression = None if compression == "none" else compression
+        self._split: Optional[str] = None
+        self._seq = 0
+        self._writer: Optional[pq.ParquetWriter] = None
+        self._tmp: Optional[str] = None
+        self._final: Optional[str] = None
+        self._rows_in_file = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self.files: list[str] = []
+
+    def write(self, split: str, table: pa.Table) -> None:
+        """Queue ``table`` (rows of ``split``, in the output schema)."""
+        if split != self._split:
+            self._finish_file()
+            self._split = split
+            self._seq = 0
+        offset = 0
+        while offset < table.num_rows:
+            if self._writer is None:
+                self._open()
+            room = self.file_rows - self._rows_in_file - self._pending_rows
+            take = min(room, table.num_rows - offset)
+            self._pending.append(table.slice(offset, take))
+            self._pending_rows += take
+            offset += take
+            if self._pending_rows >= self.group_rows:
+                self._flush_groups(final=False)
+            if self._rows_in_file + self._pending_rows >= self.file_rows:
+                self._finish_file()
+
+    def _open(self) -> None:
+        directory = f"{self.root}/{self._split}"
+        self.fs.create_dir(directory, recursive=True)
+        base = f"part-{self.task:05d}-{self._seq:03d}.parquet"
+        self._final = f"{directory}/{base}"
+        self._tmp = f"{directory}/.{base}.{uuid.uuid4().hex[:8]}.tmp"
+        self._writer = pq.ParquetWriter(
+            self._tmp,
+            self.schema,
+            filesystem=self.fs,
+            compression=self.compression,
+            use_dictionary=[contract.TRACK_ID],
+            write_statistics=[contract.TRACK_ID],
+        )
+        self._rows_in_file = 0
+
+    def _flush_groups(self, final: bool) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        whole = (table.num_rows // self.group_rows) * self.group_rows
+        cut = table.num_rows if final else whole
+        if cut:
+            self._writer.write_table(table.slice(0, cut), row_group_size=self.group_rows)
+            self._rows_in_file += cut
+        rest = table.slice(cut)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def _finish_file(self) -> None:
+        if self._writer is None:
+            return
+        self._flush_groups(final=True)
+        self._writer.close()
+        self._writer = None
+        info = self.fs.get_file_info(self._final)
+        if info.type != pafs.FileType.NotFound:
+            self.fs.delete_file(self._final)  # a previous attempt of this task
+        self.fs.move(self._tmp, self._final)
+        self.files.append(self._final)
+        self._seq += 1
+
+    def close(self) -> None:
+        """Flush and publish the open file."""
+        self._finish_file()
+
+    def abort(self) -> None:
+        """Drop the open temporary file (the task failed)."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+                self.fs.delete_file(self._tmp)
+            except Exception:
+                pass
+            self._writer = None

@@ -1,0 +1,272 @@
+"""What runs inside Spark's Python workers: ``mapInArrow`` functions over Arrow batches.
+
+Each function takes an iterator of ``pyarrow.RecordBatch`` and yields batches with the
+input columns passed through untouched (no pandas round trip for the target vectors) plus
+the columns it adds. Every per-row failure becomes data (an error reason and message in
+the row); only a bug in this module can fail a task.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import multiprocessing
+import traceback
+from typing import Callable, Iterable, Iterator, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ctx_spark.audio import contract
+from ctx_spark.audio.decode import checksum_audio, stat_audio
+from ctx_spark.audio.errors import CRASHED, ERROR, NO_AUDIO, STAGE_OF_REASON, AudioError
+from ctx_spark.audio.mel import compute_mel_info
+from ctx_spark.audio.params import MelParams
+from ctx_spark.audio.shards import AUDIO, AUDIO_CHECKSUM, AUDIO_MTIME, AUDIO_SIZE, ShardWriter, output_schema
+
+SPLIT = "split"
+MEL = contract.MEL
+DECODED = "decoded_seconds"
+REUSED = "reused"
+ERROR_REASON = "error_reason"
+ERROR_STAGE = "error_stage"
+ERROR_MESSAGE = "error_message"
+STATUS = "status"
+WRITTEN = "written"
+FAILED = "failed"
+
+#: Columns the audio task adds, as Spark DDL (appended to its input schema).
+COMPUTED_DDL = f"{MEL} binary, {DECODED} double, {ERROR_REASON} string, {ERROR_STAGE} string, {ERROR_MESSAGE} string"
+#: Columns the fingerprint task adds.
+FINGERPRINT_DDL = f"{AUDIO_SIZE} bigint, {AUDIO_MTIME} bigint, {AUDIO_CHECKSUM} string"
+
+_MAX_MESSAGE = 2000
+
+
+def _attempt_number() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.attemptNumber() if context is not None else 0
+
+
+def _partition_id() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return context.partitionId() if context is not None else 0
+
+
+def _append(batch: pa.RecordBatch, names: Iterable[str], arrays: Iterable[pa.Array]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(list(batch.columns) + list(arrays), names=list(batch.schema.names) + list(names))
+
+
+# --- fingerprints -----------------------------------------------------------------------
+
+def fingerprint_batches(batches: Iterator[pa.RecordBatch], checksum: bool) -> Iterator[pa.RecordBatch]:
+    """Add size (bytes), mtime (ms) and, when ``checksum``, the SHA-256 of each ``audio``.
+
+    A missing or unreadable file gets nulls: it cannot match a previous fingerprint, so it
+    goes to the audio task, which records why it failed.
+    """
+    for batch in batches:
+        sizes, mtimes, sums = [], [], []
+        for audio in batch.column(AUDIO).to_pylist():
+            size = mtime = digest = None
+            if audio is not None:
+                try:
+                    stat = stat_audio(audio)
+                    size, mtime = stat.size, stat.mtime_ms
+                    if checksum:
+                        digest = checksum_audio(audio)
+                except AudioError:
+                    pass
+            sizes.append(size)
+            mtimes.append(mtime)
+            sums.append(digest)
+        yield _append(
+            batch,
+            (AUDIO_SIZE, AUDIO_MTIME, AUDIO_CHECKSUM),
+            (pa.array(sizes, pa.int64()), pa.array(mtimes, pa.int64()), pa.array(sums, pa.string())),
+        )
+
+
+# --- spectrograms -----------------------------------------------------------------------
+
+def _child(conn, fn: Callable, args: tuple) -> None:
+    faulthandler.disable()  # a crash here is expected and reported by the parent
+    try:
+        conn.send(("ok", fn(*args)))
+    except BaseException as exc:  # sent back to the parent as data
+        conn.send(("error", exc))
+    finally:
+        conn.close()
+
+
+def run_isolated(fn: Callable, *args):
+    """Call ``fn(*args)`` in a forked child process and return its result.
+
+    A child that dies without answering (a segfault or abort in a native decoder) becomes
+    ``AudioError(crashed)`` instead of killing the calling worker; exceptions raised by
+    ``fn`` are re-raised here.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(sender, fn, args), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        kind, value = receiver.recv()
+    except EOFError:
+        process.join()
+        raise AudioError(CRASHED, f"the decoding process died (exit code {process.exitcode})") from None
+    finally:
+        receiver.close()
+    process.join()
+    if kind == "error":
+        raise value
+    return value
+
+
+def _mel_row(audio: Optional[str], params: MelParams, silence: float, isolate: bool, no_audio: str):
+    """(mel bytes, decoded seconds, reason, stage, message) of one row; never raises."""
+    if audio is None:
+        return None, 0.0, NO_AUDIO, STAGE_OF_REASON[NO_AUDIO], no_audio
+    try:
+        if isolate:
+            result = run_isolated(compute_mel_info, audio, params, silence_peak_dbfs=silence)
+        else:
+            result = compute_mel_info(audio, params, silence_peak_dbfs=silence)
+        return contract.encode_mel(result.mel), result.excerpt.decoded_seconds, None, None, None
+    except AudioError as exc:
+        return None, 0.0, exc.reason, exc.stage, exc.message[:_MAX_MESSAGE]
+    except Exception as exc:  # a bug or an unexpected library error: recorded, not fatal
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return None, 0.0, ERROR, STAGE_OF_REASON[ERROR], f"{audio}: {detail}"[:_MAX_MESSAGE]
+
+
+def compute_batches(
+    batches: Iterator[pa.RecordBatch],
+    params_json: str,
+    silence_peak_dbfs: float,
+    batch_rows: int,
+    isolate_on_retry: bool,
+    no_audio_message: str = "no audio listed for this track",
+) -> Iterator[pa.RecordBatch]:
+    """Add ``mel`` (raw float16 bytes, null on failure), ``decoded_seconds`` and the
+    ``error_*`` columns to every row, ``batch_rows`` rows per output batch.
+
+    On a retried task (attempt > 0) with ``isolate_on_retry``, each file is decoded in a
+    child process, so the file that crashed the previous attempt is recorded as
+    ``crashed`` instead of crashing the job again. A row without audio (a dataset track
+    the catalogue lacks) gets reason ``no_audio`` and ``no_audio_message``.
+    """
+    params = MelParams.from_dict(json.loads(params_json))
+    isolate = isolate_on_retry and _attempt_number() > 0
+    for batch in batches:
+        for start in range(0, batch.num_rows, batch_rows):
+            part = batch.slice(start, batch_rows)
+            rows = [_mel_row(audio, params, silence_peak_dbfs, isolate, no_audio_message) for audio in part.column(AUDIO).to_pylist()]
+            columns = list(zip(*rows)) if rows else [[], [], [], [], []]
+            yield _append(
+                part,
+                (MEL, DECODED, ERROR_REASON, ERROR_STAGE, ERROR_MESSAGE),
+                (
+                    pa.array(columns[0], pa.binary()),
+                    pa.array(columns[1], pa.float64()),
+                    pa.array(columns[2], pa.string()),
+                    pa.array(columns[3], pa.string()),
+                    pa.array(columns[4], pa.string()),
+                ),
+            )
+
+
+# --- shard writing ----------------------------------------------------------------------
+
+#: What a write task hands back to Spark: its counts per (split, status, reason, reused),
+#: so the report needs no second pass over the rows.
+STATS_DDL = f"{SPLIT} string, {STATUS} string, reason string, {REUSED} boolean, n bigint, seconds double"
+ERRORS_SPLIT = contract.ERRORS_DIR
+#: Columns of errors/.
+ERROR_FIELDS = (AUDIO, "stage", "reason", "message")
+
+
+def errors_schema(id_type: pa.DataType) -> pa.Schema:
+    """Schema of the ``errors/`` table: track_id, audio, stage, reason, message."""
+    return pa.schema([pa.field(contract.TRACK_ID, id_type)] + [pa.field(c, pa.string()) for c in ERROR_FIELDS])
+
+
+def _runs(values: list) -> Iterator[tuple[object, int, int]]:
+    """(value, start, stop) of each run of equal consecutive values."""
+    start = 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or values[i] != values[start]:
+            yield values[start], start, i
+            start = i
+
+
+def _count(stats: dict, batch: pa.RecordBatch, ok: pa.Array) -> None:
+    keys = zip(
+        batch.column(SPLIT).to_pylist(), ok.to_pylist(), batch.column(ERROR_REASON).to_pylist(),
+        batch.column(REUSED).to_pylist(), batch.column(DECODED).to_pylist(),
+    )
+    for split, good, reason, reused, seconds in keys:
+        entry = stats.setdefault((split, WRITTEN if good else FAILED, reason, bool(reused)), [0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds or 0.0
+
+
+def write_batches(
+    batches: Iterator[pa.RecordBatch],
+    root: str,
+    id_type: str,
+    with_targets: bool,
+    params_json: str,
+    group_rows: int,
+    groups_per_file: int,
+    compression: str,
+) -> Iterator[pa.RecordBatch]:
+    """Write the rows that have a spectrogram to ``root/<split>/`` shard files and the
+    others to ``root/errors/``, then yield this task's counts (:data:`STATS_DDL`).
+
+    Input rows must be sorted by (split, track_id) within the task.
+    """
+    params = MelParams.from_dict(json.loads(params_json))
+    id_arrow = pa.int64() if id_type == "int64" else pa.string()
+    schema = output_schema(id_arrow, with_targets, params)
+    failures = errors_schema(id_arrow)
+    task = _partition_id()
+    shards = ShardWriter(root, task, schema, group_rows, groups_per_file, compression)
+    errors = ShardWriter(root, task, failures, 1 << 16, 1 << 10, compression)
+    stats: dict = {}
+    try:
+        for batch in batches:
+            if not batch.num_rows:
+                continue
+            ok = pc.is_valid(batch.column(MEL))
+            _count(stats, batch, ok)
+            good = pa.Table.from_batches([batch.filter(ok)])
+            for split, start, stop in _runs(good.column(SPLIT).to_pylist()):
+                shards.write(split, good.slice(start, stop - start).select(schema.names).cast(schema))
+            bad = pa.Table.from_batches([batch.filter(pc.invert(ok))])
+            if bad.num_rows:
+                bad = bad.select([contract.TRACK_ID, AUDIO, ERROR_STAGE, ERROR_REASON, ERROR_MESSAGE])
+                errors.write(ERRORS_SPLIT, bad.rename_columns(failures.names).cast(failures))
+        shards.close()
+        errors.close()
+    except BaseException:
+        shards.abort()
+        errors.abort()
+        raise
+    keys = sorted(stats, key=lambda k: tuple("" if v is None else str(v) for v in k))
+    yield pa.RecordBatch.from_arrays(
+        [
+            pa.array([k[0] for k in keys], pa.string()),
+            pa.array([k[1] for k in keys], pa.string()),
+            pa.array([k[2] for k in keys], pa.string()),
+            pa.array([k[3] for k in keys], pa.bool_()),
+            pa.array([stats[k][0] for k in keys], pa.int64()),
+            pa.array([stats[k][1] for k in keys], pa.float64()),
+        ],
+        names=[SPLIT, STATUS, "reason", REUSED, "n", "seconds"],
+    )
