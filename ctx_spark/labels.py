@@ -69,7 +69,8 @@ def matched_track_rows(playlist_tracks: DataFrame, tracks: DataFrame, matched: D
     """The distinct tracks of matched playlists, with artist and album where known.
 
     The semi-join on matched playlist ids comes first, so the de-duplication and the join
-    with ``tracks`` run on matched playlists' rows only. Duplicate track ids in ``tracks``
+    with ``tracks`` run on matched playlists' rows only, and ``tracks`` is cut to their
+    tracks before it is grouped. Duplicate track ids in ``tracks``
     are resolved deterministically (smallest artist and album id).
 
     Returns:
@@ -84,7 +85,10 @@ def matched_track_rows(playlist_tracks: DataFrame, tracks: DataFrame, matched: D
         .groupBy("playlist_id", "track_id")
         .agg(F.count(F.lit(1)).cast(T.LongType()).alias("rows"))
     )
-    catalogue = tracks.groupBy("track_id").agg(
+    # Only the tracks of matched playlists are de-duplicated: when their ids fit a
+    # broadcast, the tracks table is filtered where it is read instead of being shuffled.
+    wanted = pairs.select("track_id").distinct()
+    catalogue = tracks.join(wanted, "track_id", "left_semi").groupBy("track_id").agg(
         F.min("artist_id").alias("artist_id"),
         F.min("album_id").alias("album_id"),
         F.lit(True).alias("known"),
