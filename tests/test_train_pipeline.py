@@ -3,7 +3,6 @@ Spark scoring and prediction, with a tiny model on CPU."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import warnings
@@ -13,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import shared_data
+from tests.conftest import FIXTURES
 from tests.train_helpers import N_FRAMES, N_MELS, TINY, tiny_config
 
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -169,11 +168,9 @@ def test_score_tracks_on_spark(learned, spark, tmp_path):
 
 
 def test_predict_on_a_real_clip(learned, tmp_path, capsys):
-    if importlib.util.find_spec("ctx_spark.audio.mel") is None:
-        pytest.skip("ctx_spark.audio.mel (compute_mel) is not in this branch yet: the extraction stage provides it")
     from training import predict
 
-    clip = shared_data("musicnn_spleeter_clips", "joram-moments_of_clarity-08-solipsism-59-88.mp3")
+    clip = FIXTURES / "audio" / "Kevin_MacLeod_-_Vibe_Ace.ogg"  # bundled CC-BY clip
     broken = tmp_path / "broken.mp3"
     broken.write_bytes(b"not audio")
     assert predict.main(["--model", learned["run"], "--audio", str(clip), str(broken), "--json"]) == 0
