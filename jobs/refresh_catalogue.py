@@ -15,6 +15,7 @@ R/refresh.lock exits with code 2. See README, "Scheduled refresh".
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -52,9 +53,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from ctx_spark.refresh.pipeline import run_refresh
 
     spark = get_spark("ctx-spark refresh_catalogue", cfg.section("spark", SparkSettings))
-    manifest = run_refresh(spark, cfg, args.catalogue, args.root, run_id=args.run_id)
+    # A scheduler's SIGTERM (a timeout, a cancelled task) unwinds like an error: the run is
+    # recorded as failed, resumable, and its lock released.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        manifest = run_refresh(spark, cfg, args.catalogue, args.root, run_id=args.run_id)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(summary(manifest))
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

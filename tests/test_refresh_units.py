@@ -166,3 +166,15 @@ def test_retention_and_resumable_runs(tmp_path):
     # pointer moved back by hand); the newest published one is kept as well.
     assert S.prune(store, layout, 1, "r4") == []
     assert S.prune(store, layout, 1, "r5") == ["r4"]
+
+
+def test_sigterm_unwinds_the_job():
+    """The job turns a scheduler's SIGTERM into SystemExit, so its finally blocks (state,
+    lock) run; exit status 128 + 15 as a shell reports it."""
+    import signal
+
+    from jobs.refresh_catalogue import _exit_on_sigterm
+
+    with pytest.raises(SystemExit) as info:
+        _exit_on_sigterm(signal.SIGTERM, None)
+    assert info.value.code == 143

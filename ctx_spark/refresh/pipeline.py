@@ -105,7 +105,8 @@ def run_refresh(spark: SparkSession, cfg: Config, catalogue: str, root: str,
             run.save()
             log.info("published snapshot %s (%s -> %s)", run.snapshot, layout.pointer, run.run_id)
         except BaseException as exc:
-            _record_failure(spark, cfg, settings, cat, run, reports, earlier, exc)
+            if lock.lost is None:  # a run that lost its lock must not touch the snapshot
+                _record_failure(spark, cfg, settings, cat, run, reports, earlier, exc)
             raise
         manifest["published_at"] = run.state["published_at"]
         try:
