@@ -78,25 +78,32 @@ def _union(computed: Optional[DataFrame], reused: Optional[DataFrame]) -> Option
     return computed if reused is None else computed.unionByName(reused)
 
 
-def run_extract_stage(spark: SparkSession, cfg: Config, inputs: ExtractInputs, out: str) -> dict[str, Any]:
+def run_extract_stage(spark: SparkSession, cfg: Config, inputs: ExtractInputs, out: str,
+                      previous: Optional[str] = None) -> dict[str, Any]:
     """Extract spectrograms and write ``out/{train,validation,test}/`` (or ``out/all/``),
     ``out/errors/``, ``out/mel_params.json`` and ``out/report.json``. Returns the report.
+
+    Args:
+        previous: the earlier output whose spectrograms incremental runs reuse; None (the
+            default) reuses the one at ``out`` itself. A scheduled refresh writes each run
+            to a new snapshot and passes the last published snapshot's output here.
     """
     started = time.perf_counter()
     params = cfg.section("audio", MelParams)
     settings = cfg.section("extract", ExtractSettings)
     out = io.qualify(out).rstrip("/")
+    previous = io.qualify(previous).rstrip("/") if previous else out
     with _arrow_batch_rows(spark, settings.batch_rows):
         with stage(log, "read inputs"):
             catalogue, targets, rows = _read_rows(spark, cfg, inputs, settings)
         try:
-            report = _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows, started)
+            report = _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows, started, previous)
         finally:
             rows.unpersist()
     return report
 
 
-def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows, started) -> dict[str, Any]:
+def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows, started, previous_root) -> dict[str, Any]:
     with_targets = targets is not None
     if with_targets:
         with stage(log, "check and count tracks") as timer:
@@ -108,7 +115,8 @@ def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows
         counts = pipeline.RowCounts({contract.ALL_SPLIT: catalogue.entries - catalogue.bad_names}, 0)
     id_kind = pipeline._id_kind(rows.schema[contract.TRACK_ID].dataType)
     previous, previous_note = (
-        pipeline.previous_output(spark, out, params, id_kind) if settings.incremental else (None, "incremental disabled")
+        pipeline.previous_output(spark, previous_root, params, id_kind) if settings.incremental
+        else (None, "incremental disabled")
     )
     log.info("incremental: %s", previous_note)
     reused, to_compute = pipeline.split_reuse(rows, previous, settings.checksum)
@@ -141,6 +149,7 @@ def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows
         io.write_text(spark, f"{staging}/{contract.PARAMS_FILE}", params.to_json() + "\n")
         report = _report(spark, cfg, inputs, out, staging, params, catalogue, previous_note, stats, started)
         report["errors_written"] = errors_written
+        report["previous_output"] = previous_root
         io.write_json(spark, f"{staging}/{contract.REPORT_FILE}", report)
     return report
 

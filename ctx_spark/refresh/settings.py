@@ -1,0 +1,49 @@
+"""The ``refresh`` config section (conf/refresh.yaml) and the names of the chained stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+#: The chained stages, in order, and the snapshot subdirectory each one writes.
+STAGE_DIRS = {"label": "labels", "dataset": "dataset", "extract": "mels", "score": "scores"}
+AUDIO_SOURCES = ("auto", "column", "dir")
+
+#: Settings that change how a run is operated, not what it produces: left out of the
+#: fingerprint that decides whether an unfinished run may be resumed.
+OPERATIONAL_KEYS = ("keep_snapshots", "lock_stale_seconds", "lock_heartbeat_seconds", "fail_after_stage")
+
+
+@dataclass(frozen=True)
+class RefreshSettings:
+    """Settings of jobs/refresh_catalogue.py; see conf/refresh.yaml.
+
+    Attributes:
+        audio_source: ``auto``, ``column`` or ``dir``.
+        audio_dir: audio directory (relative to the catalogue, or absolute / a URI).
+        model: training run directory to score with, or None.
+        keep_snapshots: published snapshots kept (>= 1).
+        lock_stale_seconds: lock age (s) after which it is taken over.
+        lock_heartbeat_seconds: interval (s) of the lock's heartbeat.
+        fail_after_stage: test/ops hook, a stage name or None.
+    """
+
+    audio_source: str
+    audio_dir: str
+    model: Optional[str]
+    keep_snapshots: int
+    lock_stale_seconds: float
+    lock_heartbeat_seconds: float
+    fail_after_stage: Optional[str]
+
+    def __post_init__(self) -> None:
+        if self.audio_source not in AUDIO_SOURCES:
+            raise ValueError(f"audio_source must be one of {', '.join(AUDIO_SOURCES)}, got {self.audio_source!r}")
+        if not self.audio_dir:
+            raise ValueError("audio_dir must not be empty")
+        if self.keep_snapshots < 1:
+            raise ValueError(f"keep_snapshots must be >= 1, got {self.keep_snapshots}")
+        if self.lock_heartbeat_seconds <= 0 or self.lock_stale_seconds < 2 * self.lock_heartbeat_seconds:
+            raise ValueError("lock_heartbeat_seconds must be > 0 and at most half of lock_stale_seconds")
+        if self.fail_after_stage is not None and self.fail_after_stage not in STAGE_DIRS:
+            raise ValueError(f"fail_after_stage must be null or one of {', '.join(STAGE_DIRS)}, got {self.fail_after_stage!r}")
