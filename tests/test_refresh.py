@@ -273,8 +273,7 @@ def test_hadoop_store_bookkeeping(spark, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["b"]
 
 
-@pytest.mark.skipif(os.environ.get("CTX_SPARK_REFRESH_SCORING") != "1",
-                    reason="about 80 s more (TensorFlow in the Spark workers): set CTX_SPARK_REFRESH_SCORING=1")
+@pytest.mark.slow
 def test_a_configured_model_scores_the_snapshot(weekly, catalogues, tmp_path):
     """With refresh.model set, a fourth stage scores the snapshot's mels (an untrained
     two-layer model: the chaining is under test, not the model)."""
