@@ -192,7 +192,7 @@ def wait_for_audio_stage(cluster: StandaloneCluster, driver, ui_port: int, timeo
     some tasks and still has some to run; returns that stage's record."""
     def running_audio_stage():
         apps = app_json(ui_port)
-        if not apps:
+        if not apps or apps[0]["name"] != "ctx-spark extract_mels":
             return None
         for stage in app_json(ui_port, f"/{apps[0]['id']}/stages?status=active") or []:
             if stage["numTasks"] == FAULT_TASKS and stage["numCompleteTasks"] >= 2:
