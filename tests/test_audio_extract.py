@@ -305,3 +305,18 @@ def test_bad_dataset_is_a_clear_input_error(spark, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(InputError, match="exactly one"):
         ExtractInputs(tracks="t", audio_dir="d")
+
+
+def test_leftovers_of_dead_write_attempts_are_not_published(spark, tmp_path):
+    """A write attempt killed with its executor leaves a hidden .tmp file beside the
+    retried attempt's real file; it is removed before the output is published."""
+    from ctx_spark.stages.extract import _remove_attempt_leftovers
+
+    split = tmp_path / "staging" / "train"
+    split.mkdir(parents=True)
+    (split / "part-00000-000.parquet").write_bytes(b"real")
+    (split / ".part-00000-000.parquet.0a1b2c3d.tmp").write_bytes(b"half")
+    (tmp_path / "staging" / "mel_params.json").write_text("{}")
+    _remove_attempt_leftovers(spark, str(tmp_path / "staging"))
+    assert sorted(p.name for p in split.iterdir()) == ["part-00000-000.parquet"]
+    assert (tmp_path / "staging" / "mel_params.json").exists()

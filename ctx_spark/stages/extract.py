@@ -142,6 +142,7 @@ def _extract(spark, cfg, inputs, out, params, settings, catalogue, targets, rows
             if union is not None:
                 task_stats = pipeline.write_shards(union, staging, layout, params, settings, group_rows, with_targets)
                 stats = pipeline.summarise(task_stats)
+            _remove_attempt_leftovers(spark, staging)
             errors_written = sum(s["n"] for s in stats if s["status"] == tasks.FAILED)
             if not errors_written:  # every task skipped errors/: an empty table, same schema
                 _write_empty_errors(staging, id_kind)
@@ -159,6 +160,17 @@ def _no_audio_message(inputs: ExtractInputs, settings: ExtractSettings) -> str:
         return (f"no <track_id>.{{{','.join(settings.extensions)}}} file under {inputs.audio_dir} "
                 "(zero-byte files are not listed)")
     return f"the audio table {inputs.tracks} gives no audio for this track"
+
+
+def _remove_attempt_leftovers(spark: SparkSession, staging: str) -> None:
+    """Delete the hidden ``.part-*.tmp`` files of write attempts that died (an executor
+    lost mid-write): the retried attempt wrote the real file, and the half-written one
+    must not be published with it."""
+    for directory in io.list_dir(spark, staging):
+        for name in io.list_dir(spark, f"{staging}/{directory}"):
+            if name.startswith(".") and name.endswith(".tmp"):
+                log.warning("removing %s/%s/%s, left by a failed write attempt", staging, directory, name)
+                io.delete_path(spark, f"{staging}/{directory}/{name}")
 
 
 def _write_empty_errors(staging: str, id_kind: str) -> None:
