@@ -182,6 +182,8 @@ def main() -> int:
                              "to see how the job's fixed costs amortise; the loops run on the unique files")
     parser.add_argument("--jobs", type=int, default=3, help="Spark jobs run one after the other in one session")
     parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
+                        help="config override for the Spark jobs, e.g. --set extract.tracks_per_task=128")
     parser.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "ctx-spark-bench-audio"))
     parser.add_argument("--clips", default=str(ROOT.parent / "shared" / "data" / "librosa_data" / "audio"))
     parser.add_argument("--skip-read", action="store_true", help="do not time reading the shards back")
@@ -257,7 +259,7 @@ def main() -> int:
         jobs = {}
         for j in range(args.jobs):
             label, out = f"b_spark_job{j + 1}", work / f"job{j + 1}"
-            run_cfg = load_config(overrides=[f"spark.master={args.master}", "extract.incremental=false"])
+            run_cfg = load_config(overrides=[f"spark.master={args.master}", "extract.incremental=false", *args.overrides])
             started, cpu = time.perf_counter(), tree_cpu_seconds()
             report = run_extract_stage(spark, run_cfg, ExtractInputs(audio_dir=str(audio_dir)), str(out))
             jobs[label] = (time.perf_counter() - started, tree_cpu_seconds() - cpu)
