@@ -39,11 +39,17 @@ import numpy as np
 METHODS = ("greedy", "sechidis")
 
 
-def _prepare(sizes: np.ndarray, label_counts: np.ndarray, order_key: np.ndarray):
+def _prepare(sizes: np.ndarray, label_counts: np.ndarray, desired: np.ndarray, desired_labels: np.ndarray,
+             order_key: np.ndarray):
+    """What both methods start from: the visiting order, each item's nonzero labels and
+    their counts, and the remaining demand per split and per (split, label) as plain
+    Python lists (the inner loops update them one item at a time)."""
     order = np.lexsort((order_key, -sizes))  # largest first, then by key
     nonzero = [np.flatnonzero(row).tolist() for row in label_counts]
     counts = [[int(v) for v in label_counts[i, nz]] for i, nz in enumerate(nonzero)]
-    return order, nonzero, counts
+    want = [float(x) for x in desired]
+    want_l = [[float(x) for x in row] for row in desired_labels]
+    return order, nonzero, counts, want, want_l
 
 
 def _pick(scores: list[float], rng: np.random.Generator) -> int:
@@ -59,9 +65,7 @@ def greedy_stratification(sizes, label_counts, desired, desired_labels, order_ke
     assignment = np.full(n, -1, dtype=np.int8)
     if n == 0:
         return assignment
-    order, nonzero, counts = _prepare(sizes, label_counts, order_key)
-    want = [float(x) for x in desired]
-    want_l = [[float(x) for x in row] for row in desired_labels]
+    order, nonzero, counts, want, want_l = _prepare(sizes, label_counts, desired, desired_labels, order_key)
     total = max(float(np.sum(desired)), 1.0)
     inv_size = 1.0 / (total * total)
     column_totals = np.asarray(desired_labels, dtype=float).sum(axis=0)
@@ -92,9 +96,7 @@ def sechidis_stratification(sizes, label_counts, desired, desired_labels, order_
     assignment = np.full(n, -1, dtype=np.int8)
     if n == 0:
         return assignment
-    order, nonzero, counts = _prepare(sizes, label_counts, order_key)
-    want = [float(x) for x in desired]
-    want_l = [[float(x) for x in row] for row in desired_labels]
+    order, nonzero, counts, want, want_l = _prepare(sizes, label_counts, desired, desired_labels, order_key)
     carriers = [order[label_counts[order, c] > 0].tolist() for c in range(m)]
     remaining = [len(items) for items in carriers]
     done = [False] * n
