@@ -3,7 +3,7 @@
   python bench/build_dataset.py [--sizes 50000 1000000] [--workdir DIR] [--set k=v ...]
   python bench/build_dataset.py --ibrahim [--workdir DIR]
 
-Default mode: generates labelled tracks (ctx_spark.dataset.synthetic: skewed contexts,
+Default mode: generates labelled tracks (ctx_spark.testing.labels: skewed contexts,
 1-12 labels per track, artists with several tracks over albums, a few themed compilation
 albums), then runs the whole stage in local mode on each size and prints the wall time of
 every step, with input tracks per second, and the main outcome figures. Generation is not
@@ -34,9 +34,9 @@ import pandas as pd  # noqa: E402
 from ctx_spark.config import load_config  # noqa: E402
 from ctx_spark.dataset.inputs import load_ibrahim_track_labels, write_ibrahim_track_labels  # noqa: E402
 from ctx_spark.dataset.stratify import iterative_stratification, targets  # noqa: E402
-from ctx_spark.dataset.synthetic import write_track_labels  # noqa: E402
+from ctx_spark.testing.labels import write_track_labels  # noqa: E402
 from ctx_spark.spark import SparkSettings, get_spark  # noqa: E402
-from ctx_spark.stages.dataset import run_dataset_stage, summary  # noqa: E402
+from ctx_spark.dataset.run import run_dataset_stage, summary  # noqa: E402
 
 IBRAHIM = ROOT.parent / "shared" / "data" / "deezer_context_ibrahim"
 SESSION = ["spark.master=local[2]", "spark.conf.spark.driver.memory=6g", "spark.conf.spark.ui.enabled=false"]

@@ -196,7 +196,7 @@ def main() -> int:
     from ctx_spark.audio.decode import excerpt_start
     from ctx_spark.audio.mel import compute_mel
     from ctx_spark.audio.params import MelParams
-    from ctx_spark.audio.settings import ExtractSettings
+    from ctx_spark.extract.settings import ExtractSettings
     from ctx_spark.config import load_config
 
     cores = int(args.master[len("local["):-1]) if args.master.startswith("local[") and args.master[6:-1].isdigit() else 2
@@ -247,7 +247,7 @@ def main() -> int:
           f"({pool_tps / cores / (len(files) / t_ours):.2f} x the loop per process)", flush=True)
 
     from ctx_spark.spark import SparkSettings, get_spark
-    from ctx_spark.stages.extract import ExtractInputs, run_extract_stage
+    from ctx_spark.extract.run import ExtractInputs, run_extract_stage
 
     work = Path(tempfile.mkdtemp(prefix="ctx-spark-bench-out-"))
     try:
@@ -308,7 +308,7 @@ def time_reads(shards: Path, params) -> dict:
     import pyarrow.parquet as pq
     from petastorm import make_batch_reader
 
-    from ctx_spark.audio.contract import MEL_DTYPE
+    from ctx_spark.shards.contract import MEL_DTYPE
 
     def decode_column(column) -> int:
         values = column.to_pylist()

@@ -4,7 +4,7 @@
       [--driver-memory 4g] [--set key=value ...]
 
 For each size: generate the catalogue with ctx_spark.sources.synthetic (cached under
---cache, reused when its manifest matches), then run ctx_spark.stages.label.run_label_stage
+--cache, reused when its manifest matches), then run ctx_spark.label.run.run_label_stage
 in a fresh Python process with its own Spark driver JVM, so every size starts cold and
 its peak memory is its own. Prints, per size: playlist-track rows, wall seconds, rows/s,
 the peak resident memory (VmHWM from /proc) of the driver JVM (which also runs the
@@ -110,9 +110,9 @@ def worker(catalogue: Path, out: Path, overrides: Sequence[str]) -> dict[str, An
     """Run the stage once in this process and measure it (the --worker mode)."""
     from pyspark.sql import functions as F
 
-    from ctx_spark.labels import context_matcher, match_playlists
+    from ctx_spark.label.rules import context_matcher, match_playlists
     from ctx_spark.spark import SparkSettings, get_spark
-    from ctx_spark.stages.label import LabelInputs, read_inputs, run_label_stage
+    from ctx_spark.label.run import LabelInputs, read_inputs, run_label_stage
 
     cfg = load_config(overrides=overrides)
     spark = get_spark("ctx-spark bench label", cfg.section("spark", SparkSettings))

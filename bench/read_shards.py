@@ -39,10 +39,10 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 
-from ctx_spark.audio import contract  # noqa: E402
+from ctx_spark.shards import contract  # noqa: E402
 from ctx_spark.config import load_config  # noqa: E402
 from training.settings import train_settings  # noqa: E402
-from training.shards import dataset_url, open_split, table_arrays  # noqa: E402
+from ctx_spark.shards.reader import dataset_url, open_split, table_arrays  # noqa: E402
 
 
 def _timed(fn):
@@ -116,7 +116,7 @@ def main() -> int:
     shards = args.shards
     if args.synthetic:
         from ctx_spark.audio.params import MelParams
-        from training.synthetic import write_synthetic_shards
+        from ctx_spark.testing.shards import write_synthetic_shards
 
         if args.keep:
             target = args.keep

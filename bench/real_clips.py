@@ -148,9 +148,9 @@ def main() -> int:
 
     from ctx_spark.config import load_config
     from ctx_spark.spark import SparkSettings, get_spark
-    from ctx_spark.stages.dataset import run_dataset_stage
-    from ctx_spark.stages.extract import ExtractInputs, run_extract_stage
-    from ctx_spark.stages.label import LabelInputs, run_label_stage
+    from ctx_spark.dataset.run import run_dataset_stage
+    from ctx_spark.extract.run import ExtractInputs, run_extract_stage
+    from ctx_spark.label.run import LabelInputs, run_label_stage
 
     figures: dict[str, object] = {}
     cfg = load_config(overrides=[f"spark.master={args.master}"])

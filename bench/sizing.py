@@ -47,7 +47,7 @@ for _path in (str(ROOT), str(ROOT / "bench")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from tests.standalone import EXECUTOR_CLASS, StandaloneCluster, process_tree, cmdline  # noqa: E402
+from ctx_spark.testing.standalone import EXECUTOR_CLASS, StandaloneCluster, process_tree, cmdline  # noqa: E402
 
 MIB = 1 << 20
 
@@ -170,7 +170,7 @@ def label_job(catalogue: Path, out: Path) -> Callable[[Any], dict]:
     def run(spark) -> dict:
         from ctx_spark.config import load_config
         from ctx_spark.sources.synthetic import table_paths
-        from ctx_spark.stages.label import LabelInputs, run_label_stage
+        from ctx_spark.label.run import LabelInputs, run_label_stage
 
         paths = table_paths(catalogue)
         inputs = LabelInputs(paths["playlists"], paths["playlist_tracks"], paths["tracks"])
@@ -182,7 +182,7 @@ def label_job(catalogue: Path, out: Path) -> Callable[[Any], dict]:
 def extract_job(audio: Path, out: Path) -> Callable[[Any], dict]:
     def run(spark) -> dict:
         from ctx_spark.config import load_config
-        from ctx_spark.stages.extract import ExtractInputs, run_extract_stage
+        from ctx_spark.extract.run import ExtractInputs, run_extract_stage
 
         report = run_extract_stage(spark, load_config(overrides=["extract.incremental=false"]),
                                    ExtractInputs(audio_dir=str(audio)), str(out))
@@ -214,7 +214,7 @@ def ensure_audio(cache: Path, tracks: int, repeat: int) -> Path:
 
         files = build_corpus(cache / f"corpus-{tracks}", tracks, clips)
     else:
-        from tests.audio_files import HUNGARIAN, VIBE_ACE
+        from ctx_spark.testing.audio import HUNGARIAN, VIBE_ACE
 
         files = [VIBE_ACE if track % 2 else HUNGARIAN for track in range(1, tracks + 1)]
     directory = cache / f"sizing-{tracks}x{repeat}"

@@ -41,7 +41,7 @@ def main() -> int:
 
     import keras
 
-    from ctx_spark.audio import contract
+    from ctx_spark.shards import contract
     from ctx_spark.audio.params import MelParams
     from ctx_spark.config import load_config
     from training.model import build_model, compile_model

@@ -15,10 +15,11 @@ import json
 import os
 import uuid
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 
+from ctx_spark import fs
 from ctx_spark.errors import InputError
 from ctx_spark.schema import TableContract, validate
 
@@ -36,9 +37,68 @@ def _fs(spark: SparkSession, path: str):
     return _jvm_path(spark, path).getFileSystem(hadoop_conf)
 
 
-def qualify(path: str) -> str:
-    """Make a bare local path absolute, leave URIs (``scheme://``) as they are."""
-    return path if "://" in path or path.startswith("file:") else os.path.abspath(path)
+qualify = fs.qualify
+
+
+def _comparable(path: str) -> str:
+    """A form of ``path`` in which one path inside another is a string prefix."""
+    local = fs.local_path(path)
+    if local is not None:
+        return os.path.realpath(local).rstrip("/") or "/"
+    scheme, rest = path.split("://", 1)
+    return f"{fs.ARROW_SCHEMES.get(scheme.lower(), scheme.lower())}://{rest.rstrip('/')}"
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` are the same path or one lies inside the other."""
+    x, y = _comparable(a), _comparable(b)
+    return x == y or x.startswith(y.rstrip("/") + "/") or y.startswith(x.rstrip("/") + "/")
+
+
+def check_output_path(job: str, out: str, inputs: Mapping[str, Optional[str]]) -> None:
+    """Refuse an output path that equals, contains or lies inside one of the job's inputs.
+
+    A job replaces its outputs; writing them into (or around) an input would overwrite
+    or delete that input, or read back the job's own files as input next time.
+
+    Args:
+        job: the job's name, for the message.
+        inputs: option name (``--tracks``) -> path, None for options not given.
+
+    Raises:
+        InputError: naming the option and both paths.
+    """
+    for option, path in inputs.items():
+        if path and overlaps(out, path):
+            raise InputError(
+                f"{job}: --out {out} overlaps the input {option} {path} (the same path, or one inside the "
+                "other); write the output somewhere else"
+            )
+
+
+def check_replaceable(spark: SparkSession, job: str, out: str, owned: Collection[str]) -> None:
+    """Refuse to replace a directory that holds anything but this job's own outputs.
+
+    A job that publishes its whole output directory at once (the extraction job) would
+    delete whatever else the directory holds; it may only replace what is recognisably its
+    own earlier output: the names in ``owned``, and hidden names (``.`` or ``_`` first:
+    staging directories, ``_SUCCESS``).
+
+    Raises:
+        InputError: ``out`` is a file, or holds other entries (the first ten are named).
+    """
+    if not path_exists(spark, out):
+        return
+    jpath = _jvm_path(spark, out)
+    if not _fs(spark, out).getFileStatus(jpath).isDirectory():
+        raise InputError(f"{job}: --out {out} is a file, not a directory")
+    foreign = [name for name in list_dir(spark, out) if name not in owned and not name.startswith((".", "_"))]
+    if foreign:
+        shown = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+        raise InputError(
+            f"{job}: --out {out} already holds files that are not this job's output ({shown}); the job replaces "
+            "its whole output directory, so give it a new or empty directory (or its own earlier output)"
+        )
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:

@@ -1,7 +1,9 @@
-"""Table contracts: which columns each input table must have, and of which types.
+"""Every inter-stage contract: table columns and types, column and directory names.
 
-Checked up front, before any Spark job runs, so a wrong table fails in a second with a
-message naming the table and the column instead of an hour later inside an executor.
+Each name is defined here once and imported everywhere else, so a stage that writes a
+table and the stage that reads it cannot drift apart. Table contracts are checked up front,
+before any Spark job runs, so a wrong table fails in a second with a message naming the
+table and the column instead of an hour later inside an executor.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from pyspark.sql import types as T
 
 from ctx_spark.errors import InputError
 
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+#: Spark types an id column may have besides string (widened to int64 when read).
+INTEGRAL_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+#: Spark types a numeric target vector's elements may have.
+NUMERIC_TYPES = INTEGRAL_TYPES + (T.FloatType, T.DoubleType, T.BooleanType, T.DecimalType)
 
 #: Column kinds a contract can ask for.
 ID = "id"  # int64 (any integral type, widened) or string
@@ -39,18 +44,59 @@ class TableContract:
     nullable: Sequence[str] = field(default_factory=tuple)
 
 
+# --- names shared by several stages -----------------------------------------------------
+
+TRACK_ID = "track_id"
+#: Split names, in the order of every per-split vector.
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+#: The split of tracks extracted without a dataset (a whole catalogue, for scoring).
+ALL_SPLIT = "all"
+SPLIT = "split"
+#: The 0/1 target vector (one entry per context, conf/contexts.yaml order).
+LABELS = "labels"
+#: The paper's sample-level loss weights (sections 4.2-4.3), one vector per track each.
+WEIGHT_COLUMNS: tuple[str, ...] = ("neg_exact", "neg_ignore_zeros", "pos_tfidf")
+#: Every per-track target vector, in the order the trainer concatenates them.
+TARGET_COLUMNS: tuple[str, ...] = (LABELS,) + WEIGHT_COLUMNS
+#: Every stage writes this file last, so its presence means the stage completed.
+REPORT_FILE = "report.json"
+
+# Output tables of the stages (sub-directories of a stage's --out).
+TRACK_CONTEXT_COUNTS_DIR = "track_context_counts"
+TRACK_LABELS_DIR = "track_labels"
+DATASET_DIR = "dataset"
+TRACK_SCORES_DIR = "track_scores"
+CONTEXT_RANKINGS_DIR = "context_rankings"
+
+# A training run directory's exported model (read by evaluation, prediction, scoring).
+MODEL_FILE = "model.keras"
+META_FILE = "model_meta.json"
+
+# --- table contracts ---------------------------------------------------------------------
+
 PLAYLISTS = TableContract("playlists", {"playlist_id": ID, "title": STRING}, nullable=("title",))
-PLAYLIST_TRACKS = TableContract("playlist_tracks", {"playlist_id": ID, "track_id": ID})
-TRACKS = TableContract("tracks", {"track_id": ID, "artist_id": ID, "album_id": ID}, nullable=("album_id",))
+PLAYLIST_TRACKS = TableContract("playlist_tracks", {"playlist_id": ID, TRACK_ID: ID})
+TRACKS = TableContract("tracks", {TRACK_ID: ID, "artist_id": ID, "album_id": ID}, nullable=("album_id",))
+#: The labelling stage's output, as the dataset stage reads it. Artist and album may be
+#: null (a null links the track to no other track).
+TRACK_LABELS = TableContract(
+    "track_labels",
+    {TRACK_ID: ID, "artist_id": ID, "album_id": ID, "contexts": STRING_ARRAY, "n_playlists": INT_ARRAY},
+    nullable=("artist_id", "album_id"),
+)
+#: The extraction job's ``--tracks`` table: one audio path or URI per track (null: none).
+AUDIO_TRACKS = TableContract("audio_tracks", {TRACK_ID: ID, "audio": STRING}, nullable=("audio",))
+#: The dataset columns the extraction job needs (the dataset stage writes more).
+DATASET = TableContract("dataset", {TRACK_ID: ID, SPLIT: STRING})
 
 
 def _kind_matches(kind: str, dtype: T.DataType) -> bool:
     if kind == ID:
-        return isinstance(dtype, _INTEGRAL + (T.StringType,))
+        return isinstance(dtype, INTEGRAL_TYPES + (T.StringType,))
     if kind == STRING:
         return isinstance(dtype, T.StringType)
     if kind == INT_ARRAY:
-        return isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _INTEGRAL)
+        return isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, INTEGRAL_TYPES)
     if kind == STRING_ARRAY:
         return isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, T.StringType)
     raise ValueError(f"unknown column kind {kind!r}")
@@ -89,7 +135,7 @@ def validate(df: DataFrame, contract: TableContract) -> DataFrame:
                 f"expected {_describe(kind)}"
             )
         col = F.col(column)
-        if kind == ID and isinstance(dtype, _INTEGRAL) and not isinstance(dtype, T.LongType):
+        if kind == ID and isinstance(dtype, INTEGRAL_TYPES) and not isinstance(dtype, T.LongType):
             col = col.cast(T.LongType())
         selected.append(col.alias(column))
     return df.select(*selected)
@@ -111,3 +157,8 @@ def check_same_id_type(columns: Sequence[tuple[str, DataFrame, str]]) -> None:
     if len(set(kinds.values())) > 1:
         described = ", ".join(f"{k} is {v}" for k, v in kinds.items())
         raise InputError(f"id columns disagree on their type: {described}; use one type in every table")
+
+
+def id_kind(dtype: T.DataType) -> str:
+    """``string`` or ``int64``: how an id column of this Spark type is stored."""
+    return "string" if isinstance(dtype, T.StringType) else "int64"

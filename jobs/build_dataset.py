@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the project
 
 from ctx_spark.cli import config_from_args, job_parser, run_main
 from ctx_spark.spark import SparkSettings, get_spark
-from ctx_spark.stages.dataset import run_dataset_stage, summary
+from ctx_spark.dataset.run import run_dataset_stage, summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

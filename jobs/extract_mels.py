@@ -24,7 +24,8 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the project
 
 from ctx_spark.cli import config_from_args, job_parser, run_main
 from ctx_spark.spark import SparkSettings, get_spark
-from ctx_spark.stages.extract import ExtractInputs, run_extract_stage, summary
+from ctx_spark.extract.report import summary
+from ctx_spark.extract.run import ExtractInputs, run_extract_stage
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -23,10 +23,10 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the project
 from ctx_spark import io, schema
 from ctx_spark.cli import config_from_args, job_parser, run_main
 from ctx_spark.errors import InputError
-from ctx_spark.keywords import ranking_table
+from ctx_spark.label.keywords import ranking_table
 from ctx_spark.sources.deezer import read_deezer_titles
 from ctx_spark.spark import SparkSettings, get_spark
-from ctx_spark.stages.keywords import run_rank_stage
+from ctx_spark.label.rank import run_rank_stage
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

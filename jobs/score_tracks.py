@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the project
 
 from ctx_spark.cli import config_from_args, job_parser, run_main
 from ctx_spark.spark import SparkSettings, get_spark
-from ctx_spark.stages.score import run_score_stage, summary
+from training.score.run import run_score_stage, summary
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.audio_files import VIBE_ACE
+from ctx_spark.testing.audio import VIBE_ACE
 from tests.conftest import TEST_SPARK_OVERRIDES, write_parquet_table
 
 #: Labelling and dataset settings for a dozen tracks: one playlist suffices for a label,

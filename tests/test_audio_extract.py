@@ -13,15 +13,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ctx_spark.audio import contract, errors
+from ctx_spark.audio import errors
+from ctx_spark.shards import contract
 from ctx_spark.audio.mel import compute_mel
 from ctx_spark.audio.params import MelParams
-from ctx_spark.audio.shards import output_schema, rows_per_group
+from ctx_spark.shards.contract import output_schema
+from ctx_spark.shards.writer import rows_per_group
 from ctx_spark.config import load_config
 from ctx_spark.errors import InputError
-from ctx_spark.stages import extract as extract_stage
-from ctx_spark.stages.extract import ExtractInputs, run_extract_stage
-from tests.audio_files import (
+from ctx_spark.extract import report as extract_report
+from ctx_spark.extract import run as extract_run
+from ctx_spark.extract.run import ExtractInputs, run_extract_stage
+from ctx_spark.testing.audio import (
     HUNGARIAN, TRUMPET, VIBE_ACE, corrupt_copy, make_mp3, truncated_copy, write_audio,
 )
 from tests.conftest import TEST_SPARK_OVERRIDES, write_parquet_table
@@ -150,15 +153,20 @@ def test_shards_follow_the_contract(first_run, config):
     params = config.section("audio", MelParams)
     out = first_run["out"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["train", "validation", "test", contract.ERRORS_DIR, contract.PARAMS_FILE, contract.REPORT_FILE]
+        ["train", "validation", "test", contract.ERRORS_DIR, contract.PARAMS_FILE, contract.INFO_FILE,
+         contract.REPORT_FILE]
     )
     assert contract.params_from_json((out / contract.PARAMS_FILE).read_text()) == params
+    info = json.loads((out / contract.INFO_FILE).read_text())
+    assert info == {"format_version": contract.FORMAT_VERSION, "contexts": list(config.contexts.names)}
     expected = output_schema(pa.int64(), True, params)
     rows = {}
     for split in contract.SPLITS:
         table = read_split(out, split)
         assert table.schema.equals(expected, check_metadata=False)
         assert MelParams.from_dict(json.loads(table.schema.metadata[contract.METADATA_KEY])) == params
+        assert json.loads(table.schema.metadata[contract.CONTEXTS_KEY]) == list(config.contexts.names)
+        assert table.schema.metadata[contract.VERSION_KEY] == str(contract.FORMAT_VERSION).encode()
         for row in table.to_pylist():
             rows[row["track_id"]] = (split, row)
     assert sorted(rows) == [1, 2, 3, 4]
@@ -246,7 +254,7 @@ def test_a_failed_run_leaves_the_previous_output(spark, first_run, tmp_path, mon
     def fail(*args, **kwargs):
         raise RuntimeError("simulated crash after the shards were written")
 
-    monkeypatch.setattr(extract_stage, "_report", fail)
+    monkeypatch.setattr(extract_run, "extract_report", fail)
     cfg = make_config("extract.incremental=false")
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_extract_stage(spark, cfg, ExtractInputs(tracks=first_run["tracks"], dataset=first_run["dataset"]), str(out))
@@ -310,7 +318,7 @@ def test_bad_dataset_is_a_clear_input_error(spark, tmp_path):
 def test_leftovers_of_dead_write_attempts_are_not_published(spark, tmp_path):
     """A write attempt killed with its executor leaves a hidden .tmp file beside the
     retried attempt's real file; it is removed before the output is published."""
-    from ctx_spark.stages.extract import _remove_attempt_leftovers
+    from ctx_spark.extract.run import _remove_attempt_leftovers
 
     split = tmp_path / "staging" / "train"
     split.mkdir(parents=True)

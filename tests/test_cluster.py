@@ -17,12 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from ctx_spark import io
-from ctx_spark.audio import contract, errors
+from ctx_spark.audio import errors
+from ctx_spark.shards import contract
 from ctx_spark.config import load_config
 from ctx_spark.sources.synthetic import CatalogueParams, generate_catalogue, table_paths
-from tests.audio_files import HUNGARIAN, SPLEETER, TRUMPET, VIBE_ACE
+from ctx_spark.testing.audio import HUNGARIAN, SPLEETER, TRUMPET, VIBE_ACE
 from tests.conftest import ROOT, TEST_SPARK_OVERRIDES
-from tests.standalone import EXECUTOR_CLASS, StandaloneCluster, app_json, free_port
+from ctx_spark.testing.standalone import EXECUTOR_CLASS, StandaloneCluster, app_json, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import pytest
 from ctx_spark.cli import run_main
 from ctx_spark.config import load_config
 from ctx_spark.dataset import weights as W
-from ctx_spark.dataset.synthetic import write_track_labels
-from ctx_spark.stages.dataset import run_dataset_stage
+from ctx_spark.testing.labels import write_track_labels
+from ctx_spark.dataset.run import run_dataset_stage
 from tests.dataset_helpers import reference_negative
 
 #: Small buckets and few giants, so both split passes run on a small table.

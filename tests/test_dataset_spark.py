@@ -13,7 +13,7 @@ from ctx_spark.dataset import patterns as P
 from ctx_spark.dataset.balance import balance
 from ctx_spark.dataset.groups import connected_groups
 from ctx_spark.dataset.inputs import TRACK_LABELS, check_track_labels, prepare_tracks
-from ctx_spark.dataset.synthetic import generate_track_labels
+from ctx_spark.testing.labels import generate_track_labels
 from ctx_spark.errors import InputError
 from ctx_spark.schema import validate
 from tests.conftest import write_parquet_table

@@ -10,7 +10,7 @@ import pytest
 
 from ctx_spark.cli import run_main
 from ctx_spark.errors import InputError
-from ctx_spark.keywords import keyword_categories, rank_keywords
+from ctx_spark.label.keywords import keyword_categories, rank_keywords
 from ctx_spark.sources.deezer import read_deezer_titles
 from jobs.rank_keywords import main as rank_main
 from tests.conftest import write_parquet_table

@@ -8,7 +8,7 @@ from typing import Optional
 import pytest
 
 from ctx_spark import schema
-from ctx_spark.labels import LabelSettings, label_catalogue
+from ctx_spark.label.rules import LabelSettings, label_catalogue
 
 DEFAULT = LabelSettings(max_tracks=100, max_share=0.25, min_playlists=3)
 

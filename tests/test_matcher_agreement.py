@@ -20,7 +20,7 @@ from typing import Optional
 
 import pytest
 
-from ctx_spark.keywords import keyword_categories
+from ctx_spark.label.keywords import keyword_categories
 from ctx_spark.text import KeywordMatcher, normalize_token, tokenize
 from tests.conftest import shared_data
 

@@ -13,7 +13,7 @@ from ctx_spark import io, schema
 from ctx_spark.config import load_config
 from ctx_spark.errors import InputError
 from ctx_spark.sources.mpd import ARTIST_NAME_PREFIX, diagnose_slice, list_slices, run_import_stage
-from ctx_spark.stages.label import LabelInputs, run_label_stage
+from ctx_spark.label.run import LabelInputs, run_label_stage
 from tests.conftest import FIXTURES, SHARED_DATA, TEST_SPARK_OVERRIDES, shared_data
 
 TRACK = "spotify:track:fixtureTrack00000000000{}".format

@@ -16,7 +16,7 @@ from ctx_spark.config import load_config
 from ctx_spark.errors import ConfigError
 from ctx_spark.sources.synthetic import CatalogueParams, generate_catalogue, table_paths
 from ctx_spark.sources.title_text import GENERIC_TITLES, KEYWORD_TEMPLATES, NEAR_MISSES, PAIR_TEMPLATES, TitleBank
-from ctx_spark.stages.label import LabelInputs, run_label_stage
+from ctx_spark.label.run import LabelInputs, run_label_stage
 from ctx_spark.text import KeywordMatcher
 from jobs.generate_catalogue import main as generate_main
 from jobs.generate_catalogue import parse_params

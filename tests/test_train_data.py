@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ctx_spark.audio import contract
+from ctx_spark.shards import contract
 from ctx_spark.errors import InputError
 from tests.train_helpers import N_FRAMES, N_MELS
 
@@ -20,8 +20,8 @@ tf = pytest.importorskip("tensorflow")
 
 from training import data  # noqa: E402
 from training.settings import DataSettings  # noqa: E402
-from training.shards import open_split, read_mel_params  # noqa: E402
-from training.synthetic import read_all, small_params, write_synthetic_shards  # noqa: E402
+from ctx_spark.shards.reader import open_split, read_mel_params  # noqa: E402
+from ctx_spark.testing.shards import read_all, small_params, write_synthetic_shards  # noqa: E402
 
 C = 15
 ROWS = 90

@@ -18,13 +18,13 @@ from tests.train_helpers import N_FRAMES, N_MELS, TINY, tiny_config
 warnings.filterwarnings("ignore", category=FutureWarning)
 pytest.importorskip("tensorflow")
 
-from ctx_spark.audio import contract  # noqa: E402
+from ctx_spark.shards import contract  # noqa: E402
 from training import evaluate, metrics  # noqa: E402
 from training.compare import run_comparison  # noqa: E402
 from training.model import load_exported  # noqa: E402
 from training.settings import train_settings  # noqa: E402
-from training.shards import open_split  # noqa: E402
-from training.synthetic import arrays_to_table, small_params, synthetic_split, write_synthetic_shards  # noqa: E402
+from ctx_spark.shards.reader import open_split  # noqa: E402
+from ctx_spark.testing.shards import arrays_to_table, small_params, synthetic_split, write_synthetic_shards  # noqa: E402
 from training.train import run_training  # noqa: E402
 
 C = 15
@@ -129,7 +129,7 @@ def test_compare_trains_and_tabulates_all_five_variants(tmp_path):
 
 def test_score_tracks_on_spark(learned, spark, tmp_path):
     from ctx_spark.config import load_config
-    from ctx_spark.stages.score import run_score_stage
+    from training.score.run import run_score_stage
 
     params = small_params(N_MELS, N_FRAMES)
     arrays = synthetic_split(60, params, C, np.random.default_rng(8))

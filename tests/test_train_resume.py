@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 pytest.importorskip("tensorflow")
 
 from training.checkpoint import read_state  # noqa: E402
-from training.synthetic import small_params, write_synthetic_shards  # noqa: E402
+from ctx_spark.testing.shards import small_params, write_synthetic_shards  # noqa: E402
 from training.train import run_training  # noqa: E402
 
 C = 15
@@ -100,7 +100,7 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(tmp_path):
     from training.losses import WeightedContextLoss
     from training.model import load_exported
     from training.settings import train_settings
-    from training.shards import open_split
+    from ctx_spark.shards.reader import open_split
 
     model = load_exported(run_dir).model
     (x, y), = list(data.evaluation_dataset(open_split(shards, "validation"), train_settings(cfg).data, C))

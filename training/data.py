@@ -38,10 +38,10 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from ctx_spark.audio import contract
+from ctx_spark.shards import contract
 from ctx_spark.errors import InputError
 from training.settings import DataSettings
-from training.shards import ShardSplit, dataset_url, table_arrays
+from ctx_spark.shards.reader import ShardSplit, dataset_url, table_arrays
 
 _INPUT_ERROR = re.compile(r"InputError: (.*)")
 

@@ -28,7 +28,7 @@ from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 from training import metrics, tables
 from training.settings import train_settings
-from training.shards import ShardSplit, open_split
+from ctx_spark.shards.reader import ShardSplit, open_split
 
 log = get_logger("evaluate")
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from ctx_spark.audio import contract
+from ctx_spark.shards import contract
 from training.settings import LOSS_VARIANTS
 
 #: (positive weight column or None, negative weight column or None) per variant.

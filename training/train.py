@@ -24,7 +24,7 @@ from ctx_spark.config import Config
 from ctx_spark.errors import ConfigError, InputError
 from ctx_spark.logs import get_logger, stage
 from training.settings import TrainSettings, train_settings
-from training.shards import describe, open_split
+from ctx_spark.shards.reader import describe, open_split
 
 log = get_logger("train")
 

@@ -192,9 +192,9 @@ def _clear_leftovers(store, *directories: str) -> None:
 
 def _stage_runners(spark: SparkSession, cfg: Config, settings: RefreshSettings, cat: Catalogue,
                    run: Run) -> dict[str, Callable[[str], dict[str, Any]]]:
-    from ctx_spark.stages.dataset import run_dataset_stage
-    from ctx_spark.stages.extract import ExtractInputs, run_extract_stage
-    from ctx_spark.stages.label import LabelInputs, run_label_stage
+    from ctx_spark.dataset.run import run_dataset_stage
+    from ctx_spark.extract.run import ExtractInputs, run_extract_stage
+    from ctx_spark.label.run import LabelInputs, run_label_stage
 
     def label(out: str) -> dict[str, Any]:
         return run_label_stage(spark, cfg, LabelInputs(cat.playlists, cat.playlist_tracks, cat.tracks), out)
@@ -208,7 +208,7 @@ def _stage_runners(spark: SparkSession, cfg: Config, settings: RefreshSettings, 
         return run_extract_stage(spark, cfg, inputs, out, previous=run.previous_dir("extract"))
 
     def score(out: str) -> dict[str, Any]:
-        from ctx_spark.stages.score import run_score_stage
+        from training.score.run import run_score_stage
 
         return run_score_stage(spark, cfg, settings.model, run.stage_dir("extract"), out)
 

@@ -12,7 +12,6 @@ with the same rows instead of adding duplicates.
 
 from __future__ import annotations
 
-import os
 import uuid
 from typing import Optional
 
@@ -20,48 +19,18 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ctx_spark.audio import contract
-from ctx_spark.audio.decode import local_path
 from ctx_spark.audio.params import MelParams
-
-#: Provenance columns written after the contract's: where the audio came from and the
-#: fingerprint an incremental run compares (size in bytes, mtime in ms, SHA-256 or null).
-AUDIO = "audio"
-AUDIO_SIZE = "audio_size"
-AUDIO_MTIME = "audio_mtime_ms"
-AUDIO_CHECKSUM = "audio_checksum"
-FINGERPRINT_COLUMNS = (AUDIO_SIZE, AUDIO_MTIME, AUDIO_CHECKSUM)
-PROVENANCE_FIELDS = (
-    pa.field(AUDIO, pa.string(), nullable=False),
-    pa.field(AUDIO_SIZE, pa.int64()),
-    pa.field(AUDIO_MTIME, pa.int64()),
-    pa.field(AUDIO_CHECKSUM, pa.string()),
-)
+from ctx_spark.fs import arrow_filesystem
+from ctx_spark.shards import contract
 
 #: Bytes a row holds besides its spectrogram (ids, 4 x 15 targets, path, fingerprint).
 ROW_OVERHEAD_BYTES = 512
-
-
-def output_schema(id_type: pa.DataType, with_targets: bool, params: MelParams) -> pa.Schema:
-    """The contract's shard schema (with the parameters in its metadata) plus provenance."""
-    base = contract.shard_schema(id_type, with_targets, params)
-    return pa.schema(list(base) + list(PROVENANCE_FIELDS), metadata=base.metadata)
 
 
 def rows_per_group(params: MelParams, row_group_mb: float) -> int:
     """Rows in a row group of about ``row_group_mb`` MiB (at least 1)."""
     row_bytes = params.shape[0] * params.shape[1] * contract.MEL_DTYPE.itemsize + ROW_OVERHEAD_BYTES
     return max(1, int(row_group_mb * (1 << 20)) // row_bytes)
-
-
-def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it for a local path or URI."""
-    path = local_path(uri)
-    if path is not None:
-        return pafs.LocalFileSystem(), os.path.abspath(path)
-    scheme, rest = uri.split("://", 1)
-    scheme = {"s3a": "s3", "s3n": "s3"}.get(scheme.lower(), scheme)
-    return pafs.FileSystem.from_uri(f"{scheme}://{rest}")
 
 
 class ShardWriter:
@@ -80,7 +49,7 @@ class ShardWriter:
         groups_per_file: int,
         compression: str,
     ):
-        self.fs, self.root = filesystem(root)
+        self.fs, self.root = arrow_filesystem(root)
         self.task = task
         self.schema = schema
         self.group_rows = group_rows

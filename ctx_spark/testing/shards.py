@@ -4,7 +4,7 @@ Each context owns a band of mel bins; a track tagged with a context gets extra e
 that band. A model that can read band energy separates the contexts (macro ROC-AUC near 1),
 while the same spectrograms with their label rows permuted across tracks carry no
 information (ROC-AUC near 0.5). Files follow the shard contract exactly
-(``ctx_spark.audio.contract``), written with pyarrow.
+(``ctx_spark.shards.contract``), written with pyarrow.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ctx_spark.audio import contract
+from ctx_spark.shards import contract
 from ctx_spark.audio.params import MelParams
 
 

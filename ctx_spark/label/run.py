@@ -10,7 +10,7 @@ from pyspark.sql import SparkSession
 
 from ctx_spark import __version__, io, schema
 from ctx_spark.config import Config
-from ctx_spark.labels import LabelSettings, label_catalogue
+from ctx_spark.label.rules import LabelSettings, label_catalogue
 from ctx_spark.logs import get_logger, stage
 
 log = get_logger("label")

@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from ctx_spark import __version__, io
 from ctx_spark.config import Config
-from ctx_spark.keywords import rank_keywords, ranking_csv
+from ctx_spark.label.keywords import rank_keywords, ranking_csv
 from ctx_spark.logs import get_logger, stage
 
 log = get_logger("keywords")

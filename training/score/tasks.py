@@ -17,7 +17,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from ctx_spark.audio import contract
+from ctx_spark.shards import contract
 from ctx_spark.audio.params import MelParams
 
 #: digest of model.keras bytes -> loaded Keras model, one per Python worker process.
@@ -62,7 +62,7 @@ def score_batches(batches: Iterable[pa.RecordBatch], broadcast, params: MelParam
     """``mapInArrow`` body: for each input batch (track_id, split, mel), yield (track_id,
     split, probabilities list<float32> of n_contexts, or null when the mel blob is unusable).
     """
-    from training.shards import mel_blobs, valid_mel_mask
+    from ctx_spark.shards.reader import mel_blobs, valid_mel_mask
 
     model = None
     for batch in batches:

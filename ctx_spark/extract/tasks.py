@@ -9,22 +9,24 @@ the row); only a bug in this module can fail a task.
 from __future__ import annotations
 
 import faulthandler
-import json
 import multiprocessing
 import traceback
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ctx_spark.audio import contract
+from ctx_spark import schema
+from ctx_spark.shards import contract
 from ctx_spark.audio.decode import checksum_audio, stat_audio
 from ctx_spark.audio.errors import CRASHED, ERROR, NO_AUDIO, STAGE_OF_REASON, AudioError
 from ctx_spark.audio.mel import compute_mel_info
 from ctx_spark.audio.params import MelParams
-from ctx_spark.audio.shards import AUDIO, AUDIO_CHECKSUM, AUDIO_MTIME, AUDIO_SIZE, ShardWriter, output_schema
+from ctx_spark.shards.contract import AUDIO, AUDIO_CHECKSUM, AUDIO_MTIME, AUDIO_SIZE, output_schema
+from ctx_spark.shards.writer import ShardWriter
 
-SPLIT = "split"
+SPLIT = schema.SPLIT
 MEL = contract.MEL
 DECODED = "decoded_seconds"
 REUSED = "reused"
@@ -145,28 +147,40 @@ def _mel_row(audio: Optional[str], params: MelParams, silence: float, isolate: b
         return None, 0.0, ERROR, STAGE_OF_REASON[ERROR], f"{audio}: {detail}"[:_MAX_MESSAGE]
 
 
-def compute_batches(
-    batches: Iterator[pa.RecordBatch],
-    params_json: str,
-    silence_peak_dbfs: float,
-    batch_rows: int,
-    isolate_on_retry: bool,
-    no_audio_message: str = "no audio listed for this track",
-) -> Iterator[pa.RecordBatch]:
+@dataclass(frozen=True)
+class AudioSpec:
+    """What an audio task needs to know (pickled to the executors).
+
+    Attributes:
+        params: the transform's parameters.
+        silence_peak_dbfs: an excerpt whose peak is at or below this level is ``silent``.
+        batch_rows: rows per output Arrow batch.
+        isolate_on_retry: decode in child processes when the task is a retry.
+        no_audio_message: the ``errors/`` message of a row without audio.
+    """
+
+    params: MelParams
+    silence_peak_dbfs: float
+    batch_rows: int
+    isolate_on_retry: bool
+    no_audio_message: str = "no audio listed for this track"
+
+
+def compute_batches(batches: Iterator[pa.RecordBatch], spec: AudioSpec) -> Iterator[pa.RecordBatch]:
     """Add ``mel`` (raw float16 bytes, null on failure), ``decoded_seconds`` and the
-    ``error_*`` columns to every row, ``batch_rows`` rows per output batch.
+    ``error_*`` columns to every row, ``spec.batch_rows`` rows per output batch.
 
     On a retried task (attempt > 0) with ``isolate_on_retry``, each file is decoded in a
     child process, so the file that crashed the previous attempt is recorded as
     ``crashed`` instead of crashing the job again. A row without audio (a dataset track
     the catalogue lacks) gets reason ``no_audio`` and ``no_audio_message``.
     """
-    params = MelParams.from_dict(json.loads(params_json))
-    isolate = isolate_on_retry and _attempt_number() > 0
+    isolate = spec.isolate_on_retry and _attempt_number() > 0
     for batch in batches:
-        for start in range(0, batch.num_rows, batch_rows):
-            part = batch.slice(start, batch_rows)
-            rows = [_mel_row(audio, params, silence_peak_dbfs, isolate, no_audio_message) for audio in part.column(AUDIO).to_pylist()]
+        for start in range(0, batch.num_rows, spec.batch_rows):
+            part = batch.slice(start, spec.batch_rows)
+            rows = [_mel_row(audio, spec.params, spec.silence_peak_dbfs, isolate, spec.no_audio_message)
+                    for audio in part.column(AUDIO).to_pylist()]
             columns = list(zip(*rows)) if rows else [[], [], [], [], []]
             yield _append(
                 part,
@@ -216,28 +230,42 @@ def _count(stats: dict, batch: pa.RecordBatch, ok: pa.Array) -> None:
         entry[1] += seconds or 0.0
 
 
-def write_batches(
-    batches: Iterator[pa.RecordBatch],
-    root: str,
-    id_type: str,
-    with_targets: bool,
-    params_json: str,
-    group_rows: int,
-    groups_per_file: int,
-    compression: str,
-) -> Iterator[pa.RecordBatch]:
+@dataclass(frozen=True)
+class WriteSpec:
+    """What a write task needs to know (pickled to the executors).
+
+    Attributes:
+        root: the shard root (the job's staging directory) as a path or URI.
+        id_type: ``int64`` or ``string``.
+        with_targets: write the label and weight columns (a dataset was joined).
+        params: the transform's parameters, recorded in every file's metadata.
+        contexts: the context order of the target vectors (None without targets).
+        group_rows: rows per Parquet row group; groups_per_file: row groups per file.
+        compression: Parquet codec or ``none``.
+    """
+
+    root: str
+    id_type: str
+    with_targets: bool
+    params: MelParams
+    contexts: Optional[tuple[str, ...]]
+    group_rows: int
+    groups_per_file: int
+    compression: str
+
+
+def write_batches(batches: Iterator[pa.RecordBatch], spec: WriteSpec) -> Iterator[pa.RecordBatch]:
     """Write the rows that have a spectrogram to ``root/<split>/`` shard files and the
     others to ``root/errors/``, then yield this task's counts (:data:`STATS_DDL`).
 
     Input rows must be sorted by (split, track_id) within the task.
     """
-    params = MelParams.from_dict(json.loads(params_json))
-    id_arrow = pa.int64() if id_type == "int64" else pa.string()
-    schema = output_schema(id_arrow, with_targets, params)
+    id_arrow = pa.int64() if spec.id_type == "int64" else pa.string()
+    schema = output_schema(id_arrow, spec.with_targets, spec.params, spec.contexts)
     failures = errors_schema(id_arrow)
     task = _partition_id()
-    shards = ShardWriter(root, task, schema, group_rows, groups_per_file, compression)
-    errors = ShardWriter(root, task, failures, 1 << 16, 1 << 10, compression)
+    shards = ShardWriter(spec.root, task, schema, spec.group_rows, spec.groups_per_file, spec.compression)
+    errors = ShardWriter(spec.root, task, failures, 1 << 16, 1 << 10, spec.compression)
     stats: dict = {}
     try:
         for batch in batches:

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ctx_spark import __version__, io
-from ctx_spark.audio import contract
+from ctx_spark.shards import contract
 from ctx_spark.audio.params import MelParams
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
@@ -108,7 +108,7 @@ def score_tracks(mels: DataFrame, model_bytes: bytes, params: MelParams, n_conte
                  settings: ScoreSettings) -> DataFrame:
     """(track_id, split, mel) -> (track_id, split, probabilities array<float> of n_contexts,
     null when the mel blob is unusable)."""
-    from training.scoring import model_digest, score_batches
+    from training.score.tasks import model_digest, score_batches
 
     spark = mels.sparkSession
     broadcast = spark.sparkContext.broadcast((model_bytes, model_digest(model_bytes)))

@@ -1,15 +1,20 @@
-"""Audio files for the audio tests: the CC fixture clips and files generated from them.
+"""Audio files for tests and benchmarks: the CC fixture clips and files generated from them.
 
-Generated files are written to pytest's temporary directories, never to the repository.
+The clips live in a source checkout's ``tests/fixtures/audio`` (``$CTX_SPARK_FIXTURE_AUDIO``
+elsewhere); they are not part of the installed package. Generated files are written to
+the caller's temporary directories, never to the repository.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
 import numpy as np
 import soundfile as sf
 
-FIXTURE_AUDIO = Path(__file__).resolve().parent / "fixtures" / "audio"
+FIXTURE_AUDIO = Path(os.environ.get(
+    "CTX_SPARK_FIXTURE_AUDIO", Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "audio"))
 VIBE_ACE = FIXTURE_AUDIO / "Kevin_MacLeod_-_Vibe_Ace.ogg"  # 22,050 Hz mono, 61.5 s
 HUNGARIAN = FIXTURE_AUDIO / "Hungarian_Dance_number_5.hq.ogg"  # 44,100 Hz stereo, 45.8 s
 TRUMPET = FIXTURE_AUDIO / "sorohanro_-_solo-trumpet-06.hq.ogg"  # 44,100 Hz stereo, 5.3 s

@@ -1,7 +1,7 @@
-"""Finding the mel shards of one split and turning their row groups into numpy arrays.
+"""The plain pyarrow reader of the mel shards: one split's row groups as numpy arrays.
 
-No TensorFlow here: this module is shared by the tf.data pipelines (training/data.py), the
-benchmark and the Spark scoring stage. Only Parquet footers are read up front (row counts
+No TensorFlow here: this module is shared by the tf.data adapter (training/data.py), the
+benchmarks and the Spark scoring stage; petastorm is an optional alternative reader. Only Parquet footers are read up front (row counts
 and row-group boundaries, for steps per epoch and for shuffling row groups), never a
 split's data.
 
@@ -12,7 +12,6 @@ buffer *is* a C-ordered (rows, n_mels, n_frames) float16 array.
 
 from __future__ import annotations
 
-import posixpath
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,27 +23,20 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ctx_spark.audio import contract
+from ctx_spark import fs
 from ctx_spark.audio.params import MelParams
 from ctx_spark.errors import InputError
+from ctx_spark.logs import get_logger
+from ctx_spark.shards import contract
+from ctx_spark.shards.contract import ShardInfo
+
+log = get_logger("shards")
 
 #: ParquetFile handles one reader stream keeps open (least recently used closed first).
 OPEN_FILES = 8
 
 #: Columns the trainer reads, in the order of the target vector (labels, then weights).
 TARGET_COLUMNS: tuple[str, ...] = contract.TARGET_COLUMNS
-
-
-def _filesystem(root: str) -> tuple[pafs.FileSystem, str]:
-    """The pyarrow filesystem and in-filesystem path of a local path or URI."""
-    if "://" in root:
-        return pafs.FileSystem.from_uri(root)
-    return pafs.LocalFileSystem(), posixpath.abspath(root)
-
-
-def dataset_url(path: str) -> str:
-    """A URL petastorm accepts: URIs unchanged, local paths as ``file://``."""
-    return path if "://" in path else "file://" + posixpath.abspath(path)
 
 
 @dataclass(frozen=True)
@@ -63,15 +55,17 @@ class ShardSplit:
         root: the shard root as given (path or URI).
         name: the split's name.
         path: the split's directory (same form as ``root``).
-        params: the mel parameters recorded in the root's mel_params.json.
+        info: what the root records: mel parameters, format version, contexts.
+        params: ``info.params``.
     """
 
-    def __init__(self, root: str, name: str, params: MelParams):
+    def __init__(self, root: str, name: str, info: ShardInfo | MelParams):
         self.root = root.rstrip("/")
         self.name = name
         self.path = f"{self.root}/{name}"
-        self.params = params
-        self.filesystem, self._fs_path = _filesystem(self.path)
+        self.info = info if isinstance(info, ShardInfo) else ShardInfo(info, contract.FORMAT_VERSION, None)
+        self.params = self.info.params
+        self.filesystem, self._fs_path = fs.arrow_filesystem(self.path)
 
     def __repr__(self) -> str:
         return f"ShardSplit({self.path!r}, rows={self.rows})"
@@ -154,22 +148,39 @@ class ShardSplit:
 
 
 def open_split(root: str, name: str) -> ShardSplit:
-    """The split ``name`` of the shard root ``root`` (path or URI), with its mel params."""
-    return ShardSplit(root, name, read_mel_params(root))
+    """The split ``name`` of the shard root ``root`` (path or URI), with what the root records."""
+    return ShardSplit(root, name, read_shard_info(root))
 
 
 def read_mel_params(root: str) -> MelParams:
     """The MelParams in ``root/mel_params.json``."""
-    filesystem, path = _filesystem(root.rstrip("/") + "/" + contract.PARAMS_FILE)
+    path = fs.join(root, contract.PARAMS_FILE)
     try:
-        with filesystem.open_input_stream(path) as stream:
-            text = stream.read().decode("utf-8")
+        text = fs.read_text(path)
     except (FileNotFoundError, OSError):
-        raise InputError(f"mel shards: {root}/{contract.PARAMS_FILE} is missing or unreadable") from None
+        raise InputError(f"mel shards: {path} is missing or unreadable") from None
     try:
         return contract.params_from_json(text)
     except (ValueError, TypeError) as exc:
-        raise InputError(f"mel shards: {root}/{contract.PARAMS_FILE} is not valid mel parameters: {exc}") from None
+        raise InputError(f"mel shards: {path} is not valid mel parameters: {exc}") from None
+
+
+def read_shard_info(root: str) -> ShardInfo:
+    """Mel parameters, format version and contexts of a shard root (path or URI).
+
+    A root written before the format recorded its contexts (format 1) is read with a
+    warning: nothing can then check that its label vectors follow the configured order.
+    """
+    params = read_mel_params(root)
+    try:
+        text = fs.read_text(fs.join(root, contract.INFO_FILE))
+    except FileNotFoundError:
+        text = None
+    info = contract.parse_info(params, text, root)
+    if info.format_version < 2:
+        log.warning("mel shards %s were written by an older ctx-spark (format %d, no %s): their context order "
+                    "cannot be checked against the configuration", root, info.format_version, contract.INFO_FILE)
+    return info
 
 
 # --- Arrow -> numpy ----------------------------------------------------------------------

@@ -1,0 +1,238 @@
+"""The extraction stage: audio catalogue (+ dataset) in, mel shards, errors/ and report out.
+
+The whole output root is built under a hidden staging sibling and published in one rename
+(:func:`ctx_spark.io.atomic_output`), so a run killed at any point leaves the previous
+complete output in place, and an incremental run reads its spectrograms from there. As the
+root is replaced whole, the job refuses a ``--out`` that holds anything but its own earlier
+output, or that overlaps one of its inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyspark.sql import DataFrame, SparkSession
+
+from ctx_spark import io
+from ctx_spark.audio.params import MelParams
+from ctx_spark.config import Config
+from ctx_spark.errors import InputError
+from ctx_spark.extract import listing, plan, reuse, tasks, targets
+from ctx_spark.extract.report import extract_report
+from ctx_spark.extract.settings import ExtractSettings
+from ctx_spark.fs import arrow_filesystem
+from ctx_spark.logs import get_logger, stage
+from ctx_spark.schema import ALL_SPLIT, SPLITS, TRACK_ID, id_kind
+from ctx_spark.shards import contract
+from ctx_spark.shards.writer import rows_per_group
+
+log = get_logger("extract")
+
+ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
+
+#: What an extraction output root holds; anything else there makes the job refuse --out.
+OWNED_NAMES = frozenset(SPLITS + (ALL_SPLIT, contract.ERRORS_DIR, contract.PARAMS_FILE, contract.INFO_FILE,
+                                  contract.REPORT_FILE))
+
+
+@dataclass(frozen=True)
+class ExtractInputs:
+    """Where the audio is (exactly one of ``tracks`` and ``audio_dir``) and the optional
+    dataset whose targets and splits the shards carry."""
+
+    tracks: Optional[str] = None
+    audio_dir: Optional[str] = None
+    dataset: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if (self.tracks is None) == (self.audio_dir is None):
+            raise InputError("give exactly one of --tracks TABLE and --audio-dir DIR")
+
+    def paths(self) -> dict[str, Optional[str]]:
+        """Option name -> path, for messages and the output-path check."""
+        return {"--tracks": self.tracks, "--audio-dir": self.audio_dir, "--dataset": self.dataset}
+
+
+@dataclass
+class ExtractRun:
+    """One extraction run: what it reads, where it writes, its settings, and its rows."""
+
+    spark: SparkSession
+    cfg: Config
+    inputs: ExtractInputs
+    out: str
+    previous_root: str
+    params: MelParams
+    settings: ExtractSettings
+    started: float
+    catalogue: Optional[listing.Catalogue] = None
+    targets: Optional[DataFrame] = None
+    rows: Optional[DataFrame] = None
+
+    @property
+    def with_targets(self) -> bool:
+        return self.targets is not None
+
+    @property
+    def contexts(self) -> Optional[tuple[str, ...]]:
+        """The context order of the target vectors written (None without a dataset)."""
+        return self.cfg.contexts.names if self.with_targets else None
+
+
+@contextmanager
+def _arrow_batch_rows(spark: SparkSession, rows: int) -> Iterator[None]:
+    """Small Arrow batches while spectrograms (125 KB a row) travel to and from Python."""
+    previous = spark.conf.get(ARROW_BATCH_CONF, None)
+    spark.conf.set(ARROW_BATCH_CONF, str(rows))
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(ARROW_BATCH_CONF)
+        else:
+            spark.conf.set(ARROW_BATCH_CONF, previous)
+
+
+def _read_rows(run: ExtractRun) -> None:
+    spark, inputs, settings = run.spark, run.inputs, run.settings
+    if inputs.dataset:
+        targets.check_dataset_contexts(spark, inputs.dataset, run.cfg.contexts.names)
+        run.targets = targets.read_targets(spark, inputs.dataset)
+    id_type = settings.id_type
+    if id_type == "auto" and run.targets is not None:
+        id_type = id_kind(run.targets.schema[TRACK_ID].dataType)
+    if inputs.audio_dir is not None:
+        run.catalogue = listing.list_audio_dir(spark, inputs.audio_dir, settings, id_type)
+    else:
+        assert inputs.tracks is not None
+        run.catalogue = listing.read_audio_table(spark, inputs.tracks)
+    needs_stat = inputs.tracks is not None or settings.checksum
+    run.rows = plan.persist(targets.assemble_rows(run.catalogue.df, run.targets, settings, needs_stat))
+
+
+def _union(computed: Optional[DataFrame], reused: Optional[DataFrame]) -> Optional[DataFrame]:
+    if computed is None:
+        return reused
+    return computed if reused is None else computed.unionByName(reused)
+
+
+def run_extract_stage(spark: SparkSession, cfg: Config, inputs: ExtractInputs, out: str,
+                      previous: Optional[str] = None) -> dict[str, Any]:
+    """Extract spectrograms and write ``out/{train,validation,test}/`` (or ``out/all/``),
+    ``out/errors/``, ``out/mel_params.json``, ``out/shards.json`` and ``out/report.json``.
+    Returns the report.
+
+    Args:
+        previous: the earlier output whose spectrograms incremental runs reuse; None (the
+            default) reuses the one at ``out`` itself. A scheduled refresh writes each run
+            to a new snapshot and passes the last published snapshot's output here.
+
+    Raises:
+        InputError: bad inputs, or an ``out`` that overlaps an input or holds files that
+            are not an extraction output.
+    """
+    started = time.perf_counter()
+    out = io.qualify(out).rstrip("/")
+    io.check_output_path("extract", out, inputs.paths())
+    io.check_replaceable(spark, "extract", out, OWNED_NAMES)
+    run = ExtractRun(
+        spark=spark, cfg=cfg, inputs=inputs, out=out,
+        previous_root=io.qualify(previous).rstrip("/") if previous else out,
+        params=cfg.section("audio", MelParams), settings=cfg.section("extract", ExtractSettings), started=started,
+    )
+    with _arrow_batch_rows(spark, run.settings.batch_rows):
+        with stage(log, "read inputs"):
+            _read_rows(run)
+        try:
+            return _extract(run)
+        finally:
+            assert run.rows is not None
+            run.rows.unpersist()
+
+
+def _count_rows(run: ExtractRun) -> targets.RowCounts:
+    assert run.rows is not None and run.catalogue is not None
+    if run.with_targets:
+        with stage(log, "check and count tracks") as timer:
+            counts = targets.check_rows(run.rows, len(run.cfg.contexts))
+            timer.rows = counts.total
+        return counts
+    # Nothing to check: the listing's count sizes the work (the report's exact counts come
+    # from the write tasks), which saves a query.
+    return targets.RowCounts({ALL_SPLIT: run.catalogue.entries - run.catalogue.bad_names}, 0)
+
+
+def _extract(run: ExtractRun) -> dict[str, Any]:
+    spark, settings, params, rows = run.spark, run.settings, run.params, run.rows
+    assert rows is not None
+    counts = _count_rows(run)
+    kind = id_kind(rows.schema[TRACK_ID].dataType)
+    previous, previous_note = (
+        reuse.previous_output(spark, run.previous_root, params, kind) if settings.incremental
+        else (None, "incremental disabled")
+    )
+    log.info("incremental: %s", previous_note)
+    reused, to_compute = reuse.split_reuse(rows, previous, settings.checksum)
+    if previous is None:
+        n_compute = counts.total
+    else:
+        with stage(log, "find tracks to compute") as timer:
+            n_compute = to_compute.count()
+            timer.rows = n_compute
+    partitions = plan.audio_partitions(n_compute, settings, spark.sparkContext.defaultParallelism)
+    group_rows = rows_per_group(params, settings.row_group_mb)
+    layout = plan.shard_layout(counts.per_split, group_rows * settings.row_groups_per_file)
+    log.info("%d of %d tracks to compute in %d tasks; shard files per split: %s",
+             n_compute, counts.total, partitions, layout)
+    with io.atomic_output(spark, run.out) as staging:
+        spec = plan.audio_spec(params, settings, _no_audio_message(run.inputs, settings))
+        computed = plan.compute_mels(to_compute, spec, partitions) if n_compute else None
+        union = _union(computed, reused)
+        with stage(log, "decode, compute and write shards") as timer:
+            stats = []
+            if union is not None:
+                write = plan.write_spec(staging, rows, params, settings, group_rows, run.contexts)
+                stats = plan.summarise(plan.write_shards(union, layout, write))
+            _remove_attempt_leftovers(spark, staging)
+            errors_written = sum(s["n"] for s in stats if s["status"] == tasks.FAILED)
+            if not errors_written:  # every task skipped errors/: an empty table, same schema
+                _write_empty_errors(staging, kind)
+            timer.rows = sum(s["n"] for s in stats if not s["reused"])
+        io.write_text(spark, f"{staging}/{contract.PARAMS_FILE}", params.to_json() + "\n")
+        io.write_text(spark, f"{staging}/{contract.INFO_FILE}", contract.info_json(run.contexts))
+        assert run.catalogue is not None
+        report = extract_report(run, staging, previous_note, stats)
+        report["errors_written"] = errors_written
+        report["previous_output"] = run.previous_root
+        io.write_json(spark, f"{staging}/{contract.REPORT_FILE}", report)
+    return report
+
+
+def _no_audio_message(inputs: ExtractInputs, settings: ExtractSettings) -> str:
+    if inputs.audio_dir is not None:
+        return (f"no <track_id>.{{{','.join(settings.extensions)}}} file under {inputs.audio_dir} "
+                "(zero-byte files are not listed)")
+    return f"the audio table {inputs.tracks} gives no audio for this track"
+
+
+def _remove_attempt_leftovers(spark: SparkSession, staging: str) -> None:
+    """Delete the hidden ``.part-*.tmp`` files of write attempts that died (an executor
+    lost mid-write): the retried attempt wrote the real file, and the half-written one
+    must not be published with it."""
+    for directory in io.list_dir(spark, staging):
+        for name in io.list_dir(spark, f"{staging}/{directory}"):
+            if name.startswith(".") and name.endswith(".tmp"):
+                log.warning("removing %s/%s/%s, left by a failed write attempt", staging, directory, name)
+                io.delete_path(spark, f"{staging}/{directory}/{name}")
+
+
+def _write_empty_errors(staging: str, kind: str) -> None:
+    fs, root = arrow_filesystem(staging)
+    fs.create_dir(f"{root}/{contract.ERRORS_DIR}", recursive=True)
+    schema = tasks.errors_schema(pa.int64() if kind == "int64" else pa.string())
+    pq.write_table(schema.empty_table(), f"{root}/{contract.ERRORS_DIR}/part-00000-000.parquet", filesystem=fs)
