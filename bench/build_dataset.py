@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ctx_spark.config import load_config  # noqa: E402
-from ctx_spark.dataset.inputs import load_ibrahim_track_labels, write_ibrahim_track_labels  # noqa: E402
+from ctx_spark.sources.ibrahim import load_ibrahim_track_labels, write_ibrahim_track_labels  # noqa: E402
 from ctx_spark.dataset.stratify import iterative_stratification, targets  # noqa: E402
 from ctx_spark.testing.labels import write_track_labels  # noqa: E402
 from ctx_spark.spark import SparkSettings, get_spark  # noqa: E402

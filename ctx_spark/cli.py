@@ -1,11 +1,24 @@
-"""Command-line plumbing shared by every job: --conf/--set, error handling, exit codes."""
+"""The ``ctx-spark`` command: one subcommand per stage, all on one parser style.
+
+Each subcommand lives in its stage's room (``ctx_spark/<room>/cli.py``, ``training/cli.py``)
+as a :class:`Command`, and is imported only when it runs, so ``ctx-spark label`` never
+imports TensorFlow and ``ctx-spark --help`` imports nothing heavy. Every subcommand takes
+``--conf FILE`` and repeatable ``--set section.key=value``; bad input or configuration ends
+with a one-line ``error:`` message and exit code 2, never a traceback.
+
+``jobs/*.py`` are the spark-submit entry points: each calls :func:`main` with its
+subcommand's name.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
+from ctx_spark import __version__
 from ctx_spark.config import Config, load_config
 from ctx_spark.errors import CtxSparkError
 
@@ -13,16 +26,60 @@ from ctx_spark.errors import CtxSparkError
 EXIT_BAD_INPUT = 2
 
 
+@dataclass(frozen=True)
+class Command:
+    """One subcommand.
+
+    Attributes:
+        description: what it reads, what it writes, and an example (``--help``).
+        add_arguments: adds the subcommand's own options to its parser.
+        run: does the work with the parsed options and the loaded configuration; returns
+            the exit code.
+    """
+
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, Config], int]
+
+
+#: name -> (module:attribute of its Command, one-line summary, the extra it needs or None).
+COMMANDS: dict[str, tuple[str, str, Optional[str]]] = {
+    "generate-catalogue": ("ctx_spark.sources.cli:GENERATE", "write a synthetic catalogue (three input tables)", None),
+    "import-mpd": ("ctx_spark.sources.cli:IMPORT_MPD", "import Spotify MPD slices as the three input tables", None),
+    "rank-keywords": ("ctx_spark.label.cli:RANK", "rank candidate context keywords by playlist titles", None),
+    "label": ("ctx_spark.label.cli:LABEL", "label tracks with contexts from their playlists' titles", None),
+    "dataset": ("ctx_spark.dataset.cli:DATASET", "balance, split and weight the labelled tracks", None),
+    "extract": ("ctx_spark.extract.cli:EXTRACT", "decode audio into log-mel shards", None),
+    "train": ("training.cli:TRAIN", "train the CNN on the shards", "train"),
+    "evaluate": ("training.cli:EVALUATE", "paper Table 1 on the validation and test shards", "train"),
+    "compare": ("training.cli:COMPARE", "train and evaluate every loss variant (paper Table 2)", "train"),
+    "predict": ("training.cli:PREDICT", "print the contexts a model hears in audio files", "train"),
+    "score": ("training.cli:SCORE", "score a catalogue's shards and rank tracks per context", "train"),
+    "refresh": ("ctx_spark.refresh.cli:REFRESH", "re-run the chain as one locked, resumable snapshot", None),
+    "top": ("ctx_spark.commands:TOP", "print the top tracks of a context", None),
+    "config": ("ctx_spark.commands:CONFIG", "print the effective configuration and where each value came from",
+               None),
+}
+
+#: Packages whose absence means an optional extra is missing.
+_EXTRA_PACKAGES = {"tensorflow": "train", "keras": "train", "petastorm": "petastorm", "av": "audio"}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--conf`` and repeatable ``--set``, which every subcommand takes."""
+    parser.add_argument("--conf", metavar="FILE", help="YAML file overriding the defaults (same nesting)")
+    parser.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+        help="override one setting, e.g. --set label.min_playlists=5 (repeatable; value parsed as YAML)",
+    )
+
+
 def job_parser(description: Optional[str], prog: Optional[str] = None) -> argparse.ArgumentParser:
     """A parser with the options every job shares: ``--conf`` and repeatable ``--set``."""
     parser = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--conf", metavar="FILE", help="YAML file overriding conf/*.yaml (same nesting)")
-    parser.add_argument(
-        "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
-        help="override one setting, e.g. --set label.min_playlists=5 (repeatable; value parsed as YAML)",
-    )
+    add_config_options(parser)
     return parser
 
 
@@ -32,9 +89,88 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
-    """Run a job's ``main``, turning user errors into a one-line message and exit code 2."""
+    """Run a ``main``, turning user errors into a one-line message and exit code 2."""
     try:
         return main(argv)
     except CtxSparkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def load_command(name: str) -> Command:
+    """Import the :class:`Command` named ``name``.
+
+    Raises:
+        CtxSparkError: the command needs an optional extra that is not installed (the
+            message names the extra and how to install it).
+    """
+    target, _summary, extra = COMMANDS[name]
+    module_name, attribute = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        missing = (exc.name or "").split(".")[0]
+        needed = _EXTRA_PACKAGES.get(missing) or extra
+        if needed is None or not missing or missing in ("ctx_spark", "training"):
+            raise
+        raise CtxSparkError(
+            f"ctx-spark {name} needs the '{needed}' extra ({missing} is not installed): "
+            f"pip install 'ctx-spark[{needed}]'"
+        ) from None
+    command = getattr(module, attribute)
+    assert isinstance(command, Command), target
+    return command
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    width = max(len(n) for n in COMMANDS)
+    listing = "\n".join(f"  {name:<{width}}  {summary}" for name, (_, summary, _x) in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="ctx-spark",
+        description="Listening-context tags for music tracks from playlists and audio, on Spark.",
+        epilog=f"commands:\n{listing}\n\n'ctx-spark COMMAND --help' shows a command's inputs, outputs and an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ctx-spark {__version__}")
+    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND", help="one of the commands below")
+    return parser
+
+
+def command_parser(name: str, command: Command) -> argparse.ArgumentParser:
+    """The parser of one subcommand (its options, then ``--conf`` and ``--set``)."""
+    parser = argparse.ArgumentParser(
+        prog=f"ctx-spark {name}", description=command.description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_arguments(parser)
+    add_config_options(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``ctx-spark`` console script (and of ``jobs/*.py``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        top = _top_parser()
+        if not argv:
+            top.print_help()
+            return EXIT_BAD_INPUT
+        top.parse_args(argv)  # --help, --version or an error
+        return EXIT_BAD_INPUT
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        _top_parser().parse_args([name])  # prints the choices and exits 2
+    try:
+        from ctx_spark.platform import check_versions
+
+        check_versions()
+        command = load_command(name)
+        args = command_parser(name, command).parse_args(rest)
+        return command.run(args, config_from_args(args))
+    except CtxSparkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

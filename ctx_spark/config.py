@@ -2,7 +2,9 @@
 
 Every value a user might change lives in ``conf/*.yaml`` (one top-level section per file,
 plus ``contexts.yaml``), so the defaults are in one place and documented next to their
-values. Code never carries its own copy of a default: a stage asks for its section as a
+values. The files ship inside the package (``ctx_spark/conf``, read with
+:mod:`importlib.resources`), so an installed wheel works from any directory; a source
+checkout reads its ``conf/``. Code never carries its own copy of a default: a stage asks for its section as a
 frozen dataclass (``cfg.section("label", LabelSettings)``) and gets a clear error naming the
 key when a value is missing, unknown or of the wrong type.
 
@@ -18,8 +20,8 @@ import collections.abc
 import copy
 import dataclasses
 import difflib
+import importlib.resources
 import os
-import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -42,15 +44,16 @@ CONF_DIR_ENV = "CTX_SPARK_CONF_DIR"
 def default_conf_dir() -> Path:
     """Locate the directory of default YAML files.
 
-    Search order: ``$CTX_SPARK_CONF_DIR``; ``conf/`` beside the package (a source checkout
-    or an editable install); ``<prefix>/share/ctx-spark/conf`` (a regular install).
+    Search order: ``$CTX_SPARK_CONF_DIR``; ``ctx_spark/conf`` inside the installed package
+    (a wheel: the build copies the checkout's ``conf/*.yaml`` there); ``conf/`` beside the
+    package (a source checkout or an editable install).
     """
     env = os.environ.get(CONF_DIR_ENV)
     candidates = [Path(env)] if env else []
-    candidates += [
-        Path(__file__).resolve().parent.parent / "conf",
-        Path(sys.prefix) / "share" / "ctx-spark" / "conf",
-    ]
+    packaged = importlib.resources.files("ctx_spark") / "conf"
+    if isinstance(packaged, Path):
+        candidates.append(packaged)
+    candidates.append(Path(__file__).resolve().parent.parent / "conf")
     for candidate in candidates:
         if (candidate / "contexts.yaml").is_file():
             return candidate
@@ -76,19 +79,38 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any], where: str, source: str) -> None:
-    """Deep-merge ``extra`` into ``base`` in place, refusing keys the defaults do not have."""
+def _leaves(data: Mapping[str, Any], where: str = "") -> Iterable[str]:
+    """Dotted keys of every value (not section) in ``data``."""
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if isinstance(value, Mapping) and value and path not in OPEN_MAPPINGS:
+            yield from _leaves(value, path)
+        elif isinstance(value, Mapping) and path in OPEN_MAPPINGS:
+            yield from (f"{path}.{k}" for k in value)
+        else:
+            yield path
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any], where: str, source: str,
+           origins: Optional[dict[str, str]] = None) -> None:
+    """Deep-merge ``extra`` into ``base`` in place, refusing keys the defaults do not have;
+    record in ``origins`` where each replaced value came from."""
     for key, value in extra.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in base:
             if where in OPEN_MAPPINGS:
                 base[key] = copy.deepcopy(value)
+                if origins is not None:
+                    origins[path] = source
                 continue
             raise ConfigError(_unknown_key_message(path, base, source))
         if isinstance(base[key], dict) and isinstance(value, Mapping):
-            _merge(base[key], value, path, source)
+            _merge(base[key], value, path, source, origins)
         else:
             base[key] = copy.deepcopy(value)
+            if origins is not None:
+                for leaf in _leaves({path: value}) if isinstance(value, Mapping) else [path]:
+                    origins[leaf] = source
 
 
 def _unknown_key_message(path: str, siblings: Mapping[str, Any], source: str) -> str:
@@ -192,10 +214,20 @@ class Config:
         sources: the files and overrides that produced ``data``, for reports and manifests.
     """
 
-    def __init__(self, data: dict[str, Any], sources: Sequence[str]):
+    def __init__(self, data: dict[str, Any], sources: Sequence[str], origins: Optional[Mapping[str, str]] = None):
         self.data = data
         self.sources = tuple(sources)
+        self.origins: dict[str, str] = dict(origins or {})
         self.contexts = _parse_contexts(data.get("contexts"))
+
+    def origin(self, key: str) -> str:
+        """Where the value at dotted ``key`` came from: a default file, ``--conf`` or ``--set``."""
+        parts = key.split(".")
+        for depth in range(len(parts), 0, -1):
+            found = self.origins.get(".".join(parts[:depth]))
+            if found is not None:
+                return found
+        return "default"
 
     def section(self, name: str, cls: type[T]) -> T:
         """Build the frozen dataclass ``cls`` from the top-level section ``name``."""
@@ -234,6 +266,7 @@ def load_config(
     directory = Path(conf_dir) if conf_dir is not None else default_conf_dir()
     data: dict[str, Any] = {}
     sources: list[str] = []
+    origins: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
         part = _read_yaml(path)
         clash = set(part) & set(data)
@@ -241,14 +274,16 @@ def load_config(
             raise ConfigError(f"{path}: top-level keys {sorted(clash)} are already defined by another file in {directory}")
         data.update(part)
         sources.append(str(path))
+        origins.update({leaf: f"default ({path.name})" for leaf in _leaves(part)})
     if conf_file:
-        _merge(data, _read_yaml(Path(conf_file)), "", str(conf_file))
+        _merge(data, _read_yaml(Path(conf_file)), "", str(conf_file), origins)
         sources.append(str(conf_file))
     for text in overrides:
         key, value = parse_override(text)
         _apply_override(data, key, value)
         sources.append(f"--set {text}")
-    return Config(data, sources)
+        origins.update({leaf: f"--set {text}" for leaf in (_leaves({key: value}) if isinstance(value, Mapping) else [key])})
+    return Config(data, sources, origins)
 
 
 # --- typed sections ---------------------------------------------------------------------

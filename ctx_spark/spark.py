@@ -22,8 +22,13 @@ from ctx_spark.logs import get_logger
 
 log = get_logger("spark")
 
-#: Top-level packages shipped to executors of a non-local master.
-SHIPPED_PACKAGES = ("ctx_spark", "training")
+#: The package shipped to executors of a non-local master with every session; a stage
+#: that needs another one (the scoring stage: ``training``) ships it with
+#: :func:`ship_package`.
+SHIPPED_PACKAGES = ("ctx_spark",)
+
+#: Packages already shipped, per SparkContext (by its application id).
+_shipped: dict[str, set[str]] = {}
 
 
 @dataclass(frozen=True)
@@ -55,16 +60,31 @@ def _prepare_local_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([root] + parts)
 
 
-def _package_zip() -> str:
-    """Zip the project's packages for SparkContext.addPyFile."""
+def _package_zip(package: str) -> str:
+    """Zip one of the project's packages for SparkContext.addPyFile."""
     root = _project_root()
-    handle, path = tempfile.mkstemp(prefix="ctx_spark-", suffix=".zip")
+    handle, path = tempfile.mkstemp(prefix=f"{package}-", suffix=".zip")
     os.close(handle)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in SHIPPED_PACKAGES:
-            for file in sorted((root / package).rglob("*.py")):
-                archive.write(file, file.relative_to(root).as_posix())
+        for file in sorted((root / package).rglob("*.py")):
+            archive.write(file, file.relative_to(root).as_posix())
     return path
+
+
+def _needs_shipping(spark: SparkSession) -> bool:
+    """Workers of a JVM we did not start (a cluster, or spark-submit in local mode) cannot
+    see this checkout through PYTHONPATH."""
+    return not spark.sparkContext.master.startswith("local") or _launched_by_spark_submit()
+
+
+def ship_package(spark: SparkSession, package: str) -> None:
+    """Ship ``package`` (a top-level package of this project) to the executors, once per
+    application, when they cannot import it from this checkout."""
+    shipped = _shipped.setdefault(spark.sparkContext.applicationId, set())
+    if package in shipped or not _needs_shipping(spark):
+        return
+    spark.sparkContext.addPyFile(_package_zip(package))
+    shipped.add(package)
 
 
 def _launched_by_spark_submit() -> bool:
@@ -111,9 +131,8 @@ def get_spark(app_name: str, settings: SparkSettings) -> SparkSession:
             builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.log_level)
-    # Workers of a JVM we did not start (a cluster, or spark-submit in local mode) cannot
-    # see this checkout through PYTHONPATH: ship the packages with the job.
-    if settings.ship_package and (not local or _launched_by_spark_submit()):
-        spark.sparkContext.addPyFile(_package_zip())
+    if settings.ship_package:
+        for package in SHIPPED_PACKAGES:
+            ship_package(spark, package)
     log.info("Spark %s session '%s' on %s", spark.version, app_name, spark.sparkContext.master)
     return spark

@@ -1,1 +1,1 @@
-"""spark-submit entry points; each is thin: arguments, session, one stage runner."""
+"""spark-submit entry points, one per Spark stage: a few lines each around ``ctx_spark.cli``; not installed."""

@@ -4,7 +4,6 @@ atomic publication, and reading the shards back through petastorm into tf.data."
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -21,7 +20,6 @@ from ctx_spark.shards.contract import output_schema
 from ctx_spark.shards.writer import rows_per_group
 from ctx_spark.config import load_config
 from ctx_spark.errors import InputError
-from ctx_spark.extract import report as extract_report
 from ctx_spark.extract import run as extract_run
 from ctx_spark.extract.run import ExtractInputs, run_extract_stage
 from ctx_spark.testing.audio import (

@@ -17,7 +17,7 @@ from ctx_spark.audio.mel import compute_mel, compute_mel_info, log_mel
 from ctx_spark.audio.params import MelParams
 from ctx_spark.extract.tasks import run_isolated
 from ctx_spark.testing.audio import (
-    HUNGARIAN, SPLEETER, TRUMPET, VIBE_ACE, clip, corrupt_copy, make_mp3, noise, truncated_copy, write_audio,
+    HUNGARIAN, SPLEETER, TRUMPET, VIBE_ACE, corrupt_copy, make_mp3, noise, truncated_copy, write_audio,
 )
 
 

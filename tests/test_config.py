@@ -9,7 +9,7 @@ import pytest
 
 from ctx_spark.config import from_mapping, load_config, parse_override
 from ctx_spark.errors import ConfigError
-from ctx_spark.label.rules import LabelSettings
+from ctx_spark.label.settings import LabelSettings
 
 CONTEXTS = ("car", "chill", "club", "dance", "gym", "happy", "night", "party", "relax",
             "running", "sad", "sleep", "summer", "work", "workout")

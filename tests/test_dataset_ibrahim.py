@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
+from ctx_spark.testing.weights import positive_reference
 from ctx_spark.dataset import patterns as P
 from ctx_spark.dataset import weights as W
 from ctx_spark.dataset.balance import balance
-from ctx_spark.dataset.inputs import TRACK_LABELS, prepare_tracks, write_ibrahim_track_labels
+from ctx_spark.dataset.inputs import prepare_tracks
+from ctx_spark.schema import TRACK_LABELS, WEIGHT_COLUMNS
+from ctx_spark.sources.ibrahim import write_ibrahim_track_labels
 from ctx_spark.schema import validate
 from tests.conftest import shared_data
 from tests.dataset_helpers import reference_negative
@@ -45,13 +48,13 @@ def test_weights_on_the_authors_split_match_a_direct_computation(authors, config
     negative = W.negative_weights(train_counts, [p for _, p, _ in by_split], m)
     stats = W.positive_stats(W.positive_sums(rows.where(F.col("split") == "train")), m)
     weighted = W.add_weights(rows, negative, stats, m)
-    out = weighted.select("split", "labels", "n_playlists", *W.WEIGHTS).orderBy("track_id").toPandas()
+    out = weighted.select("split", "labels", "n_playlists", *WEIGHT_COLUMNS).orderBy("track_id").toPandas()
     labels = np.stack(out["labels"].to_numpy()).astype(int)
     counts = np.stack(out["n_playlists"].to_numpy()).astype(int)
     train = (out["split"] == "train").to_numpy()
     assert train.sum() == 32771
     pos = np.stack(out["pos_tfidf"].to_numpy())
-    assert pos == pytest.approx(W.positive_reference(labels, counts, train), abs=1e-5)
+    assert pos == pytest.approx(positive_reference(labels, counts, train), abs=1e-5)
     sample = np.random.default_rng(0).choice(len(out), 250, replace=False)
     fallbacks = 0
     for i in sample:

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ctx_spark.testing.weights import positive_reference
 from ctx_spark.cli import run_main
 from ctx_spark.config import load_config
-from ctx_spark.dataset import weights as W
 from ctx_spark.testing.labels import write_track_labels
 from ctx_spark.dataset.run import run_dataset_stage
 from tests.dataset_helpers import reference_negative
@@ -111,7 +111,7 @@ def test_weights_match_a_direct_computation(built, config):
     labels = np.stack(rows["labels"].to_numpy()).astype(int)
     counts = np.stack(rows["n_playlists"].to_numpy()).astype(int)
     train = (rows["split"] == "train").to_numpy()
-    expected = W.positive_reference(labels, counts, train)
+    expected = positive_reference(labels, counts, train)
     assert np.stack(rows["pos_tfidf"].to_numpy()) == pytest.approx(expected, abs=1e-5)
     for i in range(0, len(rows), 5):  # the direct computation is slow: a sample of rows
         exact, ignore = reference_negative(labels[train], labels[i])

@@ -12,7 +12,8 @@ from ctx_spark.cli import run_main
 from ctx_spark.dataset import patterns as P
 from ctx_spark.dataset.balance import balance
 from ctx_spark.dataset.groups import connected_groups
-from ctx_spark.dataset.inputs import TRACK_LABELS, check_track_labels, prepare_tracks
+from ctx_spark.dataset.inputs import check_track_labels, prepare_tracks
+from ctx_spark.schema import TRACK_LABELS
 from ctx_spark.testing.labels import generate_track_labels
 from ctx_spark.errors import InputError
 from ctx_spark.schema import validate

@@ -3,12 +3,12 @@ on hand-computed examples. No Spark."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
 
+from ctx_spark.testing.weights import positive_reference
 from ctx_spark.config import from_mapping
 from ctx_spark.dataset import DatasetSettings
 from ctx_spark.dataset import cooccurrence as C
@@ -94,7 +94,7 @@ def test_positive_weights_hand_computed():
     assert expected_a[0] == 2.0 and 0 < expected_a[1] < 1 and 0 < expected_a[2] < expected_a[1]
     # Context b: two positives -> z = +1 and -1 -> 2 and 0. Context c: one positive -> std 0 -> 1.
     expected = np.array([[expected_a[0], 0, 0], [expected_a[1], 2, 0], [expected_a[2], 0, 1]])
-    assert W.positive_reference(labels, counts, train) == pytest.approx(expected)
+    assert positive_reference(labels, counts, train) == pytest.approx(expected)
     # The same from the grouped integer sums the Spark job produces.
     sums = {}
     for row_labels, row_counts in zip(labels, counts):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-import pytest
 
 from ctx_spark import schema
-from ctx_spark.label.rules import LabelSettings, label_catalogue
+from ctx_spark.label.rules import label_catalogue
+from ctx_spark.label.settings import LabelSettings
 
 DEFAULT = LabelSettings(max_tracks=100, max_share=0.25, min_playlists=3)
 

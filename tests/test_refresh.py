@@ -20,7 +20,7 @@ import pytest
 from ctx_spark.cli import run_main
 from ctx_spark.refresh import current_snapshot
 from ctx_spark.refresh.lock import RunLock
-from ctx_spark.refresh.pipeline import InjectedFailure
+from ctx_spark.refresh.chain import InjectedFailure
 from ctx_spark.refresh.store import HadoopStore
 from jobs.refresh_catalogue import main
 from tests.conftest import ROOT

@@ -173,7 +173,7 @@ def test_sigterm_unwinds_the_job():
     lock) run; exit status 128 + 15 as a shell reports it."""
     import signal
 
-    from jobs.refresh_catalogue import _exit_on_sigterm
+    from ctx_spark.refresh.cli import exit_on_sigterm as _exit_on_sigterm
 
     with pytest.raises(SystemExit) as info:
         _exit_on_sigterm(signal.SIGTERM, None)

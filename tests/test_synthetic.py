@@ -19,7 +19,7 @@ from ctx_spark.sources.title_text import GENERIC_TITLES, KEYWORD_TEMPLATES, NEAR
 from ctx_spark.label.run import LabelInputs, run_label_stage
 from ctx_spark.text import KeywordMatcher
 from jobs.generate_catalogue import main as generate_main
-from jobs.generate_catalogue import parse_params
+from ctx_spark.sources.cli import parse_params
 from tests.conftest import TEST_SPARK_OVERRIDES
 
 
@@ -162,9 +162,9 @@ def test_params_are_validated_and_parsed() -> None:
         CatalogueParams(context_title_rate=0.6, vocab_title_rate=0.5)
     params = parse_params(1_000, 2, ["pool_share=0.5", "size_max=200"])
     assert (params.rows, params.seed, params.pool_share, params.size_max) == (1_000, 2, 0.5, 200)
-    with pytest.raises(ConfigError, match="expected int"):
+    with pytest.raises(ConfigError, match="expected an integer"):
         parse_params(1_000, 2, ["size_max=big"])
-    with pytest.raises(ConfigError, match="name one of"):
+    with pytest.raises(ConfigError, match="unknown config key .--param.colour"):
         parse_params(1_000, 2, ["colour=red"])
 
 

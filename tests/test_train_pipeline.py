@@ -19,6 +19,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 pytest.importorskip("tensorflow")
 
 from ctx_spark.shards import contract  # noqa: E402
+from ctx_spark.cli import main as ctx_spark_main  # noqa: E402
 from training import evaluate, metrics  # noqa: E402
 from training.compare import run_comparison  # noqa: E402
 from training.model import load_exported  # noqa: E402
@@ -87,7 +88,7 @@ def test_evaluate_cli_writes_the_tables(learned, capsys):
     argv = ["--model", learned["run"], "--shards", learned["shards"], "--out", out]
     for item in TINY:
         argv += ["--set", item]
-    assert evaluate.main(argv) == 0
+    assert ctx_spark_main(["evaluate", *argv]) == 0
     assert "macro, threshold 0.5" in capsys.readouterr().out
     names = sorted(os.listdir(out))
     assert names == ["metrics.json", "predictions.parquet", "roc_curves.png", "table1.md", "table1_fixed.csv",
@@ -106,7 +107,7 @@ def test_evaluate_cli_writes_the_tables(learned, capsys):
     with open(os.path.join(out, "roc_curves.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     # a second run replaces the directory atomically (no staging leftovers)
-    assert evaluate.main(argv) == 0
+    assert ctx_spark_main(["evaluate", *argv]) == 0
     assert not [n for n in os.listdir(learned["base"]) if n.startswith(".staging") or n.startswith(".retired")]
 
 
@@ -168,12 +169,11 @@ def test_score_tracks_on_spark(learned, spark, tmp_path):
 
 
 def test_predict_on_a_real_clip(learned, tmp_path, capsys):
-    from training import predict
 
     clip = FIXTURES / "audio" / "Kevin_MacLeod_-_Vibe_Ace.ogg"  # bundled CC-BY clip
     broken = tmp_path / "broken.mp3"
     broken.write_bytes(b"not audio")
-    assert predict.main(["--model", learned["run"], "--audio", str(clip), str(broken), "--json"]) == 0
+    assert ctx_spark_main(["predict", "--model", learned["run"], "--audio", str(clip), str(broken), "--json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2
     assert sorted(lines[0]["probabilities"]) == sorted(learned["cfg"].contexts.names)

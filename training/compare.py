@@ -1,6 +1,6 @@
 """Train and evaluate every loss variant and write the paper's Table 2 comparison.
 
-  python -m training.compare --shards S --out DIR [--variants v1,v2] [--conf FILE] [--set k=v ...]
+  ctx-spark compare --shards S --out DIR [--variants v1,v2] [--conf FILE] [--set k=v ...]
 
 For each variant (default: all five, paper order) trains into DIR/<variant>/ (resuming an
 unfinished run, skipping a finished one) and evaluates into DIR/<variant>/evaluation/, then
@@ -11,10 +11,8 @@ every variant at the fixed threshold and at thresholds tuned on validation.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any, Optional, Sequence
 
-from ctx_spark.cli import job_parser, run_main
 from ctx_spark.config import load_config
 from ctx_spark.errors import ConfigError
 from ctx_spark.logs import get_logger
@@ -63,20 +61,3 @@ def run_comparison(conf_file: Optional[str], overrides: Sequence[str], shards: s
                   "paper_table1_macro": tables.PAPER_TABLE1_MACRO}
     write_json_file(os.path.join(out, "table2.json"), comparison)
     return comparison
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = job_parser(__doc__, prog="python -m training.compare")
-    parser.add_argument("--shards", required=True, help="mel shard root (train/, validation/, test/)")
-    parser.add_argument("--out", required=True, help="directory for one run per variant and the Table 2 files")
-    parser.add_argument("--variants", default=",".join(LOSS_VARIANTS), help="comma-separated loss variants")
-    args = parser.parse_args(argv)
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    run_comparison(args.conf, args.overrides, args.shards, args.out, variants)
-    with open(os.path.join(args.out, "table2.md"), encoding="utf-8") as handle:
-        print(handle.read())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

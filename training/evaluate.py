@@ -1,6 +1,6 @@
 """Evaluate an exported model on the shards: the paper's Table 1, at 0.5 and tuned thresholds.
 
-  python -m training.evaluate --model RUN --shards S --out DIR [--conf FILE] [--set k=v ...]
+  ctx-spark evaluate --model RUN --shards S --out DIR [--conf FILE] [--set k=v ...]
 
 Predicts the tuning split (validation) and the test split, tunes one threshold per context
 on the tuning split for F1, and writes into DIR (atomically: staging directory + rename):
@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 import uuid
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ctx_spark import __version__
-from ctx_spark.cli import config_from_args, job_parser, run_main
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
+from ctx_spark.shards.contract import check_contexts
 from ctx_spark.logs import get_logger, stage
 from training import metrics, tables
 from training.settings import train_settings
@@ -64,11 +63,8 @@ def check_compatible(exported, split: ShardSplit, contexts: Sequence[str]) -> No
             f"mel shards {split.root}: mel parameters {split.params.to_dict()} differ from the model's "
             f"{exported.params.to_dict()} (model_meta.json)"
         )
-    if tuple(contexts) != tuple(exported.contexts):
-        raise InputError(
-            f"the configured contexts {list(contexts)} differ from the model's {list(exported.contexts)}; "
-            "the shards' label vectors follow the configured order"
-        )
+    check_contexts(exported.contexts, contexts, "the model")
+    check_contexts(split.info.contexts, contexts, f"mel shards {split.root}")
 
 
 def _write_predictions(path: str, result: dict, contexts: Sequence[str]) -> None:
@@ -169,18 +165,3 @@ def summary(result: dict) -> str:
     p = tables.PAPER_TABLE1_MACRO
     lines.append("  paper Table 1 macro: " + ", ".join(f"{tables.METRIC_TITLES[k]} {p[k]:.2f}" for k in metrics.METRICS))
     return "\n".join(lines)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = job_parser(__doc__, prog="python -m training.evaluate")
-    parser.add_argument("--model", required=True, help="run directory holding model.keras and model_meta.json")
-    parser.add_argument("--shards", required=True, help="mel shard root with validation/ and test/")
-    parser.add_argument("--out", required=True, help="output directory (replaced atomically)")
-    args = parser.parse_args(argv)
-    result = run_evaluation(config_from_args(args), args.model, args.shards, args.out)
-    print(summary(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

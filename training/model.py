@@ -22,11 +22,10 @@ import keras
 
 from ctx_spark.audio.params import MelParams
 from ctx_spark.errors import InputError
+from ctx_spark.schema import META_FILE, MODEL_FILE
 from training.losses import WeightedContextLoss
 from training.settings import ModelSettings, OptimizerSettings, TrainSettings
 
-MODEL_FILE = "model.keras"
-META_FILE = "model_meta.json"
 
 
 def build_model(settings: ModelSettings, input_shape: tuple[int, int], n_contexts: int, seed: Optional[int] = None) -> keras.Model:

@@ -1,6 +1,6 @@
 """Print the listening contexts a trained model hears in audio files.
 
-  python -m training.predict --model RUN --audio FILE [FILE ...] [--thresholds EVAL/metrics.json]
+  ctx-spark predict --model RUN --audio FILE [FILE ...] [--thresholds EVAL/metrics.json]
                              [--threshold T] [--json] [--conf FILE] [--set k=v ...]
 
 Each file goes through the same log-mel transform the model was trained on (the mel
@@ -16,17 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ctx_spark.cli import config_from_args, job_parser, run_main
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger
-from training.settings import train_settings
-
-META_FILE = "model_meta.json"  # training.model.META_FILE, without importing Keras
+from ctx_spark.schema import META_FILE
 
 log = get_logger("predict")
 
@@ -95,32 +91,10 @@ def format_result(result: dict[str, Any]) -> str:
     return f"{result['file']}: {chosen}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = job_parser(__doc__, prog="python -m training.predict")
-    parser.add_argument("--model", required=True, help="run directory holding model.keras and model_meta.json")
-    parser.add_argument("--audio", required=True, nargs="+", help="audio files")
-    parser.add_argument("--threshold", type=float, help="one threshold for every context")
-    parser.add_argument("--thresholds", metavar="METRICS_JSON", help="per-context thresholds from training.evaluate")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per file")
-    args = parser.parse_args(argv)
-    settings = train_settings(config_from_args(args))
-    default = args.threshold if args.threshold is not None else settings.evaluation.threshold
-    contexts = _contexts(args.model)
-    thresholds = load_thresholds(args.thresholds, contexts, default)
-    results = predict_files(args.model, args.audio, settings.evaluation.batch_size, thresholds)
-    for result in results:
-        print(json.dumps(result) if args.json else format_result(result))
-    return 2 if all("error" in r for r in results) else 0
-
-
-def _contexts(model_dir: str) -> list[str]:
+def model_contexts(model_dir: str) -> list[str]:
     """The model's context order, from its meta file (before TensorFlow is imported)."""
     path = os.path.join(model_dir, META_FILE)
     if not os.path.isfile(path):
         raise InputError(f"model: {path} is missing; has training finished?")
     with open(path, encoding="utf-8") as handle:
         return list(json.load(handle)["contexts"])
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

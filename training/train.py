@@ -1,6 +1,6 @@
 """Train the context CNN on mel shards, resumably.
 
-  python -m training.train --shards S --out RUN [--restart] [--conf FILE] [--set k=v ...]
+  ctx-spark train --shards S --out RUN [--restart] [--conf FILE] [--set k=v ...]
 
 Reads S/train and S/validation (streamed, see training/data.py) and writes into RUN:
 checkpoints/ (one per epoch; a killed run started again with the same command resumes from
@@ -16,12 +16,12 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from ctx_spark import __version__
-from ctx_spark.cli import config_from_args, job_parser, run_main
 from ctx_spark.config import Config
 from ctx_spark.errors import ConfigError, InputError
+from ctx_spark.shards.contract import check_contexts
 from ctx_spark.logs import get_logger, stage
 from training.settings import TrainSettings, train_settings
 from ctx_spark.shards.reader import describe, open_split
@@ -89,6 +89,7 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
     train_split, val_split = open_split(shards, "train"), open_split(shards, "validation")
     for split in (train_split, val_split):
         split.require_targets()
+    check_contexts(train_split.info.contexts, contexts, f"mel shards {shards}")
     if train_split.params != val_split.params:
         raise InputError(f"mel shards {shards}: train and validation were written with different mel parameters")
     _check_resume_config(run_dir, shards, train_section, contexts)
@@ -169,22 +170,3 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
     }
     write_json_file(report_path, report)
     return report
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = job_parser(__doc__, prog="python -m training.train")
-    parser.add_argument("--shards", required=True, help="mel shard root (train/, validation/, mel_params.json)")
-    parser.add_argument("--out", required=True, help="run directory (created; resumed when it holds checkpoints)")
-    parser.add_argument("--restart", action="store_true", help="delete RUN's checkpoints and train from scratch")
-    args = parser.parse_args(argv)
-    cfg = config_from_args(args)
-    report = run_training(cfg, args.shards, args.out, restart=args.restart)
-    print(
-        f"model: {os.path.join(report['run_dir'], 'model.keras')} (best epoch {report['best_epoch']} of "
-        f"{report['epochs_completed']}, val_loss {report['best_val_loss']:.5f}, loss {report['loss_variant']})"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_main(main))

@@ -3,8 +3,8 @@
 Modules, in data-flow order (each a DataFrame-in, DataFrame-out step, plus numpy cores that
 work on bounded tables only):
 
-- :mod:`.inputs`: the ``track_labels`` contract and checks; 0/1 ``labels`` and the label
-  ``pattern`` bitmask; a loader for the paper's released label files.
+- :mod:`.inputs`: the checks of ``track_labels`` (its contract is in
+  :mod:`ctx_spark.schema`); 0/1 ``labels`` and the label ``pattern`` bitmask.
 - :mod:`.patterns`: label-pattern counts (at most 2^m rows) and the subset-sum transform.
 - :mod:`.balance`: the paper's rarest-context-first balancing.
 - :mod:`.groups`: connected components of the track-artist/album graph.
@@ -12,7 +12,7 @@ work on bounded tables only):
 - :mod:`.weights`: the sample-level loss weights of the paper's sections 4.2-4.3.
 - :mod:`.cooccurrence`: the context co-occurrence matrix, as a table and a heatmap.
 - :mod:`.build`: the whole plan, step by step; :mod:`.settings`: the ``dataset`` section;
-  :mod:`.synthetic`: generated ``track_labels`` for tests and benchmarks.
+  :mod:`.run`: the stage runner (reads ``track_labels``, writes the outputs and report).
 """
 
 from ctx_spark.dataset.settings import DatasetSettings, SplitFractions, SPLITS

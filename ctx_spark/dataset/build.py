@@ -28,13 +28,13 @@ from ctx_spark.dataset.settings import SPLITS, DatasetSettings
 from ctx_spark.dataset.split import assign_splits, group_statistics, group_table, split_report
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
+from ctx_spark.schema import LABELS, SPLIT, TRACK_ID, WEIGHT_COLUMNS
 
 log = get_logger("dataset")
 
 #: Columns of the ``dataset/`` output, in order.
 OUTPUT_COLUMNS = (
-    "track_id", "artist_id", "album_id", "group_id", "split", "labels", "n_playlists",
-    "neg_exact", "neg_ignore_zeros", "pos_tfidf",
+    TRACK_ID, "artist_id", "album_id", "group_id", SPLIT, LABELS, "n_playlists", *WEIGHT_COLUMNS,
 )
 
 
@@ -80,7 +80,7 @@ def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: Datas
 
     Args:
         track_labels: contract-validated ``track_labels`` (see
-            :data:`ctx_spark.dataset.inputs.TRACK_LABELS`).
+            :data:`ctx_spark.schema.TRACK_LABELS`).
         names: the configured contexts, in order (m of them).
         settings: the ``dataset`` section.
         source: where the table came from, for error messages.

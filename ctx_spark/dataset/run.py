@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import SparkSession
 
-from ctx_spark import __version__, io
+from ctx_spark import __version__, io, schema
 from ctx_spark.config import Config
 from ctx_spark.dataset import DatasetSettings
 from ctx_spark.dataset import cooccurrence as C
 from ctx_spark.dataset.build import build_dataset
-from ctx_spark.dataset.inputs import TRACK_LABELS
 from ctx_spark.dataset.weights import positive_summary
 from ctx_spark.logs import get_logger, stage
 
+if TYPE_CHECKING:
+    from ctx_spark.registry import StageRequest
+
 log = get_logger("dataset")
 
-DATASET_DIR = "dataset"
+DATASET_DIR = schema.DATASET_DIR
 COOCCURRENCE_CSV = "cooccurrence.csv"
 COOCCURRENCE_PNG = "cooccurrence.png"
-REPORT_FILE = "report.json"
+REPORT_FILE = schema.REPORT_FILE
 
 
 def run_dataset_stage(spark: SparkSession, cfg: Config, labels: str, out: str) -> dict[str, Any]:
@@ -35,7 +37,8 @@ def run_dataset_stage(spark: SparkSession, cfg: Config, labels: str, out: str) -
     settings = cfg.section("dataset", DatasetSettings)
     names = cfg.contexts.names
     out = io.qualify(out).rstrip("/")
-    table = io.read_table(spark, labels, TRACK_LABELS)
+    io.check_output_path("dataset", out, {"--labels": labels})
+    table = io.read_table(spark, labels, schema.TRACK_LABELS)
     build = build_dataset(table, names, settings, source=labels)
     try:
         with stage(log, "write dataset") as timer:
@@ -94,3 +97,19 @@ def summary(report: dict[str, Any]) -> str:
         )
     lines.append(f"done in {report['elapsed_seconds']:.1f} s")
     return "\n".join(lines)
+
+
+def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+    """The stage in a chained run: the labelling stage's ``track_labels`` in."""
+    labels = f"{request.upstream['label']}/{schema.TRACK_LABELS_DIR}"
+    return run_dataset_stage(request.spark, request.cfg, labels, request.out)
+
+
+def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
+    """The counts a refresh manifest keeps from the report."""
+    return {"labelled_tracks_in": report["input"]["rows"], "tracks": report["dataset"]["tracks"],
+            "per_split": {s: v["tracks"] for s, v in report["split"]["sizes"].items()}}
+
+
+def manifest_line(rows: dict[str, Any]) -> str:
+    return f"dataset: {rows['tracks']} tracks (" + ", ".join(f"{k} {v}" for k, v in rows["per_split"].items()) + ")"

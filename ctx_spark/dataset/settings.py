@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-#: Split names, in the order of every per-split vector.
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
+from ctx_spark.schema import SPLITS
+
+__all__ = ["SPLITS", "SplitFractions", "DatasetSettings"]
 
 
 @dataclass(frozen=True)

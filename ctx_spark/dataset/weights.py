@@ -42,7 +42,6 @@ from pyspark.sql import types as T
 
 from ctx_spark.dataset import patterns as P
 
-WEIGHTS = ("neg_exact", "neg_ignore_zeros", "pos_tfidf")
 _QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
@@ -196,26 +195,6 @@ def positive_expr(stats: PositiveStats, m: int) -> F.Column:
             value = F.lit(1.0)
         entries.append(F.when(positive, value).otherwise(F.lit(0.0)).cast(T.FloatType()))
     return F.array(*entries)
-
-
-def positive_reference(labels: np.ndarray, n_playlists: np.ndarray, train: np.ndarray) -> np.ndarray:
-    """A direct numpy computation of ``pos_tfidf`` (for tests and checks).
-
-    Args:
-        labels: (n, m) 0/1; n_playlists: (n, m) counts; train: (n,) bool, training rows.
-    """
-    m = labels.shape[1]
-    n_labels = labels.sum(axis=1)
-    logs = np.array(idf(m))[n_labels]
-    totals = (n_playlists[train]).sum(axis=0).astype(float)
-    out = np.zeros(labels.shape)
-    for c in range(m):
-        x = n_playlists[:, c] / totals[c] * logs if totals[c] > 0 else np.zeros(len(labels))
-        pos_train = (labels[:, c] == 1) & train
-        mu, sd = (x[pos_train].mean(), x[pos_train].std()) if pos_train.any() else (0.0, 0.0)
-        w = np.clip(1 + (x - mu) / sd, 0, 2) if sd > 0 and totals[c] > 0 else np.ones(len(labels))
-        out[:, c] = np.where(labels[:, c] == 1, w, 0.0)
-    return out
 
 
 def add_weights(df: DataFrame, negative: NegativeWeights, stats: PositiveStats, m: int) -> DataFrame:

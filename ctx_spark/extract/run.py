@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +30,9 @@ from ctx_spark.logs import get_logger, stage
 from ctx_spark.schema import ALL_SPLIT, SPLITS, TRACK_ID, id_kind
 from ctx_spark.shards import contract
 from ctx_spark.shards.writer import rows_per_group
+
+if TYPE_CHECKING:
+    from ctx_spark.registry import StageRequest
 
 log = get_logger("extract")
 
@@ -236,3 +239,23 @@ def _write_empty_errors(staging: str, kind: str) -> None:
     fs.create_dir(f"{root}/{contract.ERRORS_DIR}", recursive=True)
     schema = tasks.errors_schema(pa.int64() if kind == "int64" else pa.string())
     pq.write_table(schema.empty_table(), f"{root}/{contract.ERRORS_DIR}/part-00000-000.parquet", filesystem=fs)
+
+
+def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+    """The stage in a chained run: the run's audio (a table or a directory) and the
+    dataset stage's output in; the previous run's shards reused for unchanged tracks."""
+    inputs = ExtractInputs(tracks=request.inputs.get("audio_table"), audio_dir=request.inputs.get("audio_dir"),
+                           dataset=request.upstream["dataset"])
+    return run_extract_stage(request.spark, request.cfg, inputs, request.out, previous=request.previous)
+
+
+def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
+    """The counts a refresh manifest keeps from the report."""
+    return {"tracks_in": report["tracks_in"], "written": report["written_total"], "per_split": report["written"],
+            "computed": report["computed"], "reused": report["reused"], "failed": report["failed_total"],
+            "failed_by_reason": report["failed"]}
+
+
+def manifest_line(rows: dict[str, Any]) -> str:
+    return (f"mels: {rows['written']} written, {rows['computed']} computed, {rows['reused']} reused, "
+            f"{rows['failed']} failed")

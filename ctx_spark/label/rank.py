@@ -7,8 +7,9 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
-from ctx_spark import __version__, io
+from ctx_spark import __version__, io, schema
 from ctx_spark.config import Config
+from ctx_spark.errors import InputError
 from ctx_spark.label.keywords import rank_keywords, ranking_csv
 from ctx_spark.logs import get_logger, stage
 
@@ -16,7 +17,7 @@ log = get_logger("keywords")
 
 RANKING_DIR = "keyword_ranking"
 RANKING_CSV = "keyword_ranking.csv"
-REPORT_FILE = "report.json"
+REPORT_FILE = schema.REPORT_FILE
 
 
 def run_rank_stage(spark: SparkSession, cfg: Config, playlists: DataFrame, source: str, out: str) -> dict[str, Any]:
@@ -26,6 +27,7 @@ def run_rank_stage(spark: SparkSession, cfg: Config, playlists: DataFrame, sourc
     """
     started = time.perf_counter()
     out = io.qualify(out).rstrip("/")
+    io.check_output_path("rank-keywords", out, {"--playlists": source})
     with stage(log, "rank keywords") as timer:
         ranking = rank_keywords(playlists, cfg.vocabulary, cfg.contexts)
         rows = ranking.collect()  # one row per vocabulary keyword
@@ -52,3 +54,21 @@ def run_rank_stage(spark: SparkSession, cfg: Config, playlists: DataFrame, sourc
     }
     io.write_json(spark, f"{out}/{REPORT_FILE}", report)
     return report
+
+
+def read_playlists(spark: SparkSession, path: str, title_column: str = "title") -> DataFrame:
+    """The ``playlists`` table at ``path``, with ``title_column`` read as ``title``.
+
+    Raises:
+        InputError: the table is missing, lacks the title column, or breaks the contract.
+    """
+    path = io.qualify(path)
+    if not io.path_exists(spark, path):
+        raise InputError(f"table 'playlists': path {path} does not exist")
+    raw = spark.read.parquet(path)
+    if title_column != "title":
+        if title_column not in raw.columns:
+            raise InputError(f"table 'playlists': no column '{title_column}' (--title-column); "
+                             f"it has {', '.join(raw.columns)}")
+        raw = raw.drop("title").withColumnRenamed(title_column, "title")
+    return schema.validate(raw, schema.PLAYLISTS)

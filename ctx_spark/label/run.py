@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import SparkSession
 
 from ctx_spark import __version__, io, schema
 from ctx_spark.config import Config
-from ctx_spark.label.rules import LabelSettings, label_catalogue
+from ctx_spark.label.rules import label_catalogue
+from ctx_spark.label.settings import LabelSettings
 from ctx_spark.logs import get_logger, stage
+
+if TYPE_CHECKING:
+    from ctx_spark.registry import StageRequest
 
 log = get_logger("label")
 
-COUNTS_DIR = "track_context_counts"
-LABELS_DIR = "track_labels"
-REPORT_FILE = "report.json"
+COUNTS_DIR = schema.TRACK_CONTEXT_COUNTS_DIR
+LABELS_DIR = schema.TRACK_LABELS_DIR
+REPORT_FILE = schema.REPORT_FILE
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,10 @@ class LabelInputs:
     playlists: str
     playlist_tracks: str
     tracks: str
+
+    def paths(self) -> dict[str, str]:
+        """Option name -> path, for messages and the output-path check."""
+        return {"--playlists": self.playlists, "--playlist-tracks": self.playlist_tracks, "--tracks": self.tracks}
 
 
 def read_inputs(spark: SparkSession, inputs: LabelInputs):
@@ -49,6 +57,7 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
     started = time.perf_counter()
     settings = cfg.section("label", LabelSettings)
     out = io.qualify(out).rstrip("/")
+    io.check_output_path("label", out, inputs.paths())
     with stage(log, "read inputs"):
         playlists, playlist_tracks, tracks = read_inputs(spark, inputs)
     result = label_catalogue(playlists, playlist_tracks, tracks, cfg.contexts, settings)
@@ -90,3 +99,19 @@ def summary(report: dict[str, Any]) -> str:
     for name, matched in report["playlists_matched_per_context"].items():
         lines.append(f"{name:<10} {matched:>10} {report['tracks_labelled_per_context'][name]:>8}")
     return "\n".join(lines)
+
+
+def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+    """The stage in a chained run (the refresh): the run's three input tables in."""
+    inputs = LabelInputs(request.inputs["playlists"], request.inputs["playlist_tracks"], request.inputs["tracks"])
+    return run_label_stage(request.spark, request.cfg, inputs, request.out)
+
+
+def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
+    """The counts a refresh manifest keeps from the report."""
+    return {"read": report["rows_read"], "playlists_kept": report["playlists_kept"],
+            "tracks_labelled": report["tracks_labelled"]}
+
+
+def manifest_line(rows: dict[str, Any]) -> str:
+    return f"labels: {rows['tracks_labelled']} tracks"

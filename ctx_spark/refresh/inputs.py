@@ -93,7 +93,7 @@ def resolve_catalogue(spark: SparkSession, catalogue: str, settings: RefreshSett
 def check_model(settings: RefreshSettings) -> None:
     """Fail before any work when ``refresh.model`` names no exported model (scoring is the
     last stage: a typo would otherwise surface after hours of extraction)."""
-    from training.score.run import META_FILE, MODEL_FILE
+    from ctx_spark.schema import META_FILE, MODEL_FILE
 
     if settings.model and not all(os.path.isfile(os.path.join(settings.model, f)) for f in (MODEL_FILE, META_FILE)):
         raise InputError(f"refresh.model: {settings.model} holds no exported model ({MODEL_FILE} and {META_FILE})")

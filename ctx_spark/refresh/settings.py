@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ctx_spark.registry import STAGES
+
 #: The chained stages, in order, and the snapshot subdirectory each one writes.
-STAGE_DIRS = {"label": "labels", "dataset": "dataset", "extract": "mels", "score": "scores"}
+STAGE_DIRS = {stage.name: stage.output_dir for stage in STAGES}
 AUDIO_SOURCES = ("auto", "column", "dir")
 
 #: Settings that change how a run is operated, not what it produces: left out of the

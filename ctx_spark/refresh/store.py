@@ -20,9 +20,9 @@ import shutil
 import uuid
 from datetime import datetime, timezone
 from typing import Optional
-from urllib.parse import urlparse
 
 from ctx_spark import io
+from ctx_spark.fs import absolute_local_path, is_local
 from ctx_spark.logs import get_logger
 
 log = get_logger("refresh")
@@ -30,21 +30,11 @@ log = get_logger("refresh")
 TMP_PREFIX = ".tmp-"
 
 
-def is_local(path: str) -> bool:
-    """A bare path or a ``file:`` URI."""
-    return path.startswith("file:") or "://" not in path
-
-
-def local_path(path: str) -> str:
-    """The absolute local path of a bare path or ``file:`` URI."""
-    return os.path.abspath(urlparse(path).path if path.startswith("file:") else path)
-
-
 class LocalStore:
     """Bookkeeping files on the local filesystem (or a mounted network filesystem)."""
 
     def qualify(self, path: str) -> str:
-        return local_path(path)
+        return absolute_local_path(path)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)

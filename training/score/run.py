@@ -18,46 +18,32 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ctx_spark import __version__, io
+from ctx_spark import __version__, io, schema
 from ctx_spark.shards import contract
 from ctx_spark.audio.params import MelParams
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
+from ctx_spark.spark import SparkSettings, ship_package
+from training.score.settings import ScoreSettings
+
+if TYPE_CHECKING:
+    from ctx_spark.registry import StageRequest
 
 log = get_logger("score")
 
-SCORES_DIR = "track_scores"
-RANKINGS_DIR = "context_rankings"
-REPORT_FILE = "report.json"
-MODEL_FILE = "model.keras"
-META_FILE = "model_meta.json"
-
-
-@dataclass(frozen=True)
-class ScoreSettings:
-    """The ``score`` config section (conf/score.yaml)."""
-
-    batch_size: int
-    arrow_batch_rows: int
-    parquet_batch_rows: int
-    tf_threads: int
-    ranking_partitions: int
-    report_top: int
-
-    def __post_init__(self) -> None:
-        if min(self.batch_size, self.arrow_batch_rows, self.parquet_batch_rows) < 1:
-            raise ValueError("batch_size, arrow_batch_rows and parquet_batch_rows must be >= 1")
-        if self.tf_threads < 0 or self.ranking_partitions < 0 or self.report_top < 0:
-            raise ValueError("tf_threads, ranking_partitions and report_top must be >= 0")
+SCORES_DIR = schema.TRACK_SCORES_DIR
+RANKINGS_DIR = schema.CONTEXT_RANKINGS_DIR
+REPORT_FILE = schema.REPORT_FILE
+MODEL_FILE = schema.MODEL_FILE
+META_FILE = schema.META_FILE
 
 
 def read_model(model_dir: str) -> tuple[bytes, dict[str, Any]]:
@@ -71,14 +57,19 @@ def read_model(model_dir: str) -> tuple[bytes, dict[str, Any]]:
         return handle.read(), meta
 
 
-def read_shards(spark: SparkSession, shards: str, params: MelParams) -> tuple[DataFrame, list[str]]:
+def read_shards(spark: SparkSession, shards: str, params: MelParams,
+                contexts: Sequence[str]) -> tuple[DataFrame, list[str]]:
     """(track_id, split, mel) over every split present under ``shards``.
 
     Raises:
-        InputError: no split directory, missing columns, or mel parameters differing from
-            the model's.
+        InputError: no split directory, missing columns, mel parameters differing from
+            the model's, or target vectors recorded for other contexts.
     """
     root = io.qualify(shards).rstrip("/")
+    info_path = f"{root}/{contract.INFO_FILE}"
+    info_text = io.read_text(spark, info_path) if io.path_exists(spark, info_path) else None
+    found_contexts = contract.parse_info(params, info_text, root).contexts
+    contract.check_contexts(found_contexts, contexts, f"mel shards {root}")
     params_path = f"{root}/{contract.PARAMS_FILE}"
     try:
         found = contract.params_from_json(io.read_text(spark, params_path))
@@ -192,16 +183,20 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
     atomically. Returns the report."""
     started = time.perf_counter()
     settings = cfg.section("score", ScoreSettings)
+    if cfg.section("spark", SparkSettings).ship_package:
+        ship_package(spark, "training")  # the executors run training.score.tasks
     model_bytes, meta = read_model(model_dir)
     params = MelParams.from_dict(meta["mel_params"])
     contexts = list(meta["contexts"])
+    contract.check_contexts(contexts, cfg.contexts.names, f"the model {model_dir}")
     out = io.qualify(out).rstrip("/")
+    io.check_output_path("score", out, {"--model": model_dir, "--shards": shards})
     previous = _set_conf(spark, {
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_rows),
         "spark.sql.parquet.columnarReaderBatchSize": str(settings.parquet_batch_rows),
     })
     try:
-        mels, splits = read_shards(spark, shards, params)
+        mels, splits = read_shards(spark, shards, params, contexts)
         scores = score_tracks(mels, model_bytes, params, len(contexts), settings)
         with stage(log, "score and write track_scores"):
             io.write_parquet(scores, f"{out}/{SCORES_DIR}")
@@ -260,3 +255,18 @@ def summary(report: dict[str, Any]) -> str:
     for context, tracks in report["top"].items():
         lines.append(f"{context:<10} " + ", ".join(f"{t['track_id']} ({t['probability']:.2f})" for t in tracks))
     return "\n".join(lines)
+
+
+def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+    """The stage in a chained run: the configured model and the extraction's shards in."""
+    return run_score_stage(request.spark, request.cfg, request.inputs["model"], request.upstream["extract"],
+                           request.out)
+
+
+def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
+    """The counts a refresh manifest keeps from the report."""
+    return {"scored": report["rows_scored"], "unusable": report["rows_unusable"]}
+
+
+def manifest_line(rows: dict[str, Any]) -> str:
+    return f"scores: {rows['scored']} tracks scored"

@@ -1,0 +1,215 @@
+"""The stages of one refresh run, chained: skip what an earlier attempt completed, run the
+rest in the registry's order, and record the run's manifest (or why it failed).
+
+Each stage writes its outputs atomically and its report.json last, so "report.json exists
+and names outputs that exist" means the stage completed; a resumed run skips those stages.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from pyspark.sql import SparkSession
+
+from ctx_spark import io, schema
+from ctx_spark.config import Config
+from ctx_spark.logs import get_logger, stage
+from ctx_spark.refresh import snapshots as S
+from ctx_spark.refresh.diff import label_changes
+from ctx_spark.refresh.inputs import Catalogue
+from ctx_spark.refresh.lock import RunLock
+from ctx_spark.refresh.manifest import code_version, stage_summary
+from ctx_spark.refresh.settings import STAGE_DIRS, RefreshSettings
+from ctx_spark.refresh.store import TMP_PREFIX, utc_now
+from ctx_spark.registry import StageRequest, stages_for
+
+log = get_logger("refresh")
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by the ``refresh.fail_after_stage`` test/operations hook."""
+
+
+class Run:
+    """The bookkeeping of one run: where it writes and its state.json."""
+
+    def __init__(self, store: Any, layout: S.Layout, state: dict[str, Any]) -> None:
+        self.store, self.layout, self.state = store, layout, state
+
+    @property
+    def run_id(self) -> str:
+        return str(self.state["run_id"])
+
+    @property
+    def snapshot(self) -> str:
+        return self.layout.snapshot(self.run_id)
+
+    def stage_dir(self, name: str) -> str:
+        return f"{self.snapshot}/{STAGE_DIRS[name]}"
+
+    def previous_dir(self, name: str) -> Optional[str]:
+        previous = self.state.get("previous")
+        return f"{self.layout.snapshot(previous)}/{STAGE_DIRS[name]}" if previous else None
+
+    def save(self) -> None:
+        S.write_state(self.store, self.layout, self.state)
+
+
+@dataclass
+class Chain:
+    """One run's stages: what they need, and what they have reported so far.
+
+    Attributes:
+        reports: each finished stage's report, by stage name.
+        earlier: stages an earlier attempt of this run had completed (skipped now).
+    """
+
+    spark: SparkSession
+    cfg: Config
+    settings: RefreshSettings
+    cat: Catalogue
+    run: Run
+    lock: RunLock
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    earlier: list[str] = field(default_factory=list)
+
+    def inputs(self) -> dict[str, str]:
+        """The run's named inputs (see :class:`ctx_spark.registry.StageRequest`)."""
+        inputs = self.cat.tables()
+        if self.cat.audio_source == "column":
+            inputs["audio_table"] = self.cat.tracks
+        elif self.cat.audio_dir is not None:
+            inputs["audio_dir"] = self.cat.audio_dir
+        if self.settings.model:
+            inputs["model"] = self.settings.model
+        return inputs
+
+
+def completed_report(store: Any, out: str) -> Optional[dict[str, Any]]:
+    """A stage's report when the stage completed (report.json present and every output it
+    names present), else None."""
+    path = f"{out}/{schema.REPORT_FILE}"
+    try:
+        report = json.loads(store.read_text(path))
+    except (FileNotFoundError, ValueError):
+        return None
+    outputs: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, str):
+            outputs.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+
+    collect(report.get("outputs", {}))
+    return report if all(store.exists(p) for p in outputs) else None
+
+
+def clear_leftovers(store: Any, *directories: str) -> None:
+    """Staging directories and temporary files of a killed attempt (io.atomic_output's
+    hidden siblings, the store's ``.tmp-`` files)."""
+    for directory in directories:
+        for name in store.list_dir(directory):
+            if name.startswith((io.STAGING_PREFIX, io.RETIRED_PREFIX, TMP_PREFIX)):
+                log.info("removing %s/%s left by an interrupted attempt", directory, name)
+                store.delete(f"{directory}/{name}")
+
+
+def run_stages(chain: Chain) -> None:
+    """Run (or skip, when completed earlier) every stage of the run, in order."""
+    run, inputs = chain.run, chain.inputs()
+    upstream: dict[str, str] = {}
+    for definition in stages_for(bool(chain.settings.model)):
+        name = definition.name
+        chain.lock.verify()
+        out = run.stage_dir(name)
+        report = completed_report(run.store, out)
+        if report is not None:
+            log.info("stage %s: completed by an earlier attempt (%s), skipped", name, out)
+            chain.earlier.append(name)
+        else:
+            clear_leftovers(run.store, run.snapshot, out)
+            request = StageRequest(spark=chain.spark, cfg=chain.cfg, out=out, inputs=inputs,
+                                   upstream=dict(upstream), previous=run.previous_dir(name))
+            with stage(log, f"refresh {name}"):
+                report = definition.run(request)
+        upstream[name] = out
+        chain.reports[name] = report
+        if name not in run.state["stages"]:
+            run.state["stages"][name] = {"finished": utc_now(), "attempt": run.state["attempts"]}
+            run.save()
+        if chain.settings.fail_after_stage == name:
+            raise InjectedFailure(f"refresh.fail_after_stage={name}: stopping after stage {name} (test/ops hook)")
+
+
+def _changes(chain: Chain) -> dict[str, Any]:
+    run, spark = chain.run, chain.spark
+    previous = run.state.get("previous")
+    labels = None
+    previous_labels = run.previous_dir("label")
+    if previous and previous_labels:
+        before = f"{previous_labels}/{schema.TRACK_LABELS_DIR}"
+        if run.store.exists(before):
+            with stage(log, "label changes"):
+                labels = label_changes(spark.read.parquet(before),
+                                       spark.read.parquet(f"{run.stage_dir('label')}/{schema.TRACK_LABELS_DIR}"),
+                                       chain.cfg.contexts.names)
+    extract = chain.reports.get("extract", {})
+    return {"previous_snapshot": previous, "labels": labels,
+            "mels": {"computed": extract.get("computed"), "reused": extract.get("reused")}}
+
+
+def build_manifest(chain: Chain, status: str, error: Optional[str] = None,
+                   failed_stage: Optional[str] = None) -> dict[str, Any]:
+    """The run's manifest.json: inputs, configuration, code, per-stage counts, changes."""
+    run, cat, cfg, spark = chain.run, chain.cat, chain.cfg, chain.spark
+    return {
+        "run_id": run.run_id,
+        "status": status,
+        "snapshot": run.snapshot,
+        "root": run.layout.root,
+        "started": run.state["started"],
+        "finished": utc_now(),
+        "attempt": run.state["attempts"],
+        "stages_from_earlier_attempts": list(chain.earlier),
+        "previous_snapshot": run.state.get("previous"),
+        "inputs": {
+            "catalogue": cat.root, "tables": cat.tables(), "audio_source": cat.audio_source,
+            "audio_dir": cat.audio_dir, "model": chain.settings.model, "fingerprint": run.state["fingerprint"],
+        },
+        "config": cfg.to_dict(),
+        "config_sources": list(cfg.sources),
+        "code": code_version(),
+        "spark": {"master": spark.sparkContext.master, "version": spark.version},
+        "stages": {name: stage_summary(name, report) for name, report in chain.reports.items()},
+        "changes": _changes(chain) if status == "published" else None,
+        "published_at": None,
+        "failed_stage": failed_stage,
+        "error": error,
+        "pruned": [],
+    }
+
+
+def write_manifest(store: Any, layout: S.Layout, run_id: str, manifest: dict[str, Any]) -> None:
+    store.write_text(layout.manifest(run_id), json.dumps(manifest, indent=2, default=str) + "\n")
+
+
+def record_failure(chain: Chain, exc: BaseException) -> None:
+    """Leave the run resumable and say why it stopped (best effort: the original error
+    is what the caller sees)."""
+    run, settings = chain.run, chain.settings
+    error = f"{type(exc).__name__}: {exc}".strip()
+    failed = next((s.name for s in stages_for(bool(settings.model)) if s.name not in chain.reports), None)
+    if isinstance(exc, InjectedFailure):
+        failed = settings.fail_after_stage
+    try:
+        run.state.update(status=S.FAILED, error=error[:2000])
+        run.save()
+        write_manifest(run.store, run.layout, run.run_id, build_manifest(chain, "failed", error[:2000], failed))
+    except Exception as inner:  # the filesystem itself may be what failed
+        log.error("could not record the failure of run %s: %s", run.run_id, inner)
+    log.error("run %s failed%s: %s; %s still names %s", run.run_id, f" in stage {failed}" if failed else "",
+              error[:500], run.layout.pointer, run.state.get("previous") or "nothing")
