@@ -1,0 +1,1 @@
+"""Tests of the audio floor: decoding and the log-mel transform."""
