@@ -42,7 +42,8 @@ import numpy as np  # noqa: E402
 from ctx_spark.shards import contract  # noqa: E402
 from ctx_spark.config import load_config  # noqa: E402
 from training.settings import train_settings  # noqa: E402
-from ctx_spark.shards.reader import dataset_url, open_split, table_arrays  # noqa: E402
+from ctx_spark.fs import dataset_url  # noqa: E402
+from ctx_spark.shards.reader import open_split, table_arrays  # noqa: E402
 
 
 def _timed(fn):

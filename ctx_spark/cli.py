@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -61,8 +62,32 @@ COMMANDS: dict[str, tuple[str, str, Optional[str]]] = {
                None),
 }
 
-#: Packages whose absence means an optional extra is missing.
-_EXTRA_PACKAGES = {"tensorflow": "train", "keras": "train", "petastorm": "petastorm", "av": "audio"}
+#: extra -> the packages it installs that its commands import.
+EXTRAS: dict[str, tuple[str, ...]] = {"train": ("tensorflow", "keras"), "petastorm": ("petastorm",)}
+
+
+def _absent(package: str) -> bool:
+    """Whether ``package`` cannot be imported (without importing it)."""
+    if package in sys.modules:
+        return sys.modules[package] is None
+    try:
+        return importlib.util.find_spec(package) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def check_extra(command: str, extra: str) -> None:
+    """Refuse to run ``command`` when its optional extra is not installed.
+
+    Raises:
+        CtxSparkError: naming the extra, the missing package and how to install it.
+    """
+    missing = [p for p in EXTRAS.get(extra, ()) if _absent(p)]
+    if missing:
+        raise CtxSparkError(
+            f"ctx-spark {command} needs the '{extra}' extra ({', '.join(missing)} not installed): "
+            f"pip install 'ctx-spark[{extra}]'"
+        )
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -105,19 +130,10 @@ def load_command(name: str) -> Command:
             message names the extra and how to install it).
     """
     target, _summary, extra = COMMANDS[name]
+    if extra is not None:
+        check_extra(name, extra)
     module_name, attribute = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        missing = (exc.name or "").split(".")[0]
-        needed = _EXTRA_PACKAGES.get(missing) or extra
-        if needed is None or not missing or missing in ("ctx_spark", "training"):
-            raise
-        raise CtxSparkError(
-            f"ctx-spark {name} needs the '{needed}' extra ({missing} is not installed): "
-            f"pip install 'ctx-spark[{needed}]'"
-        ) from None
-    command = getattr(module, attribute)
+    command = getattr(importlib.import_module(module_name), attribute)
     assert isinstance(command, Command), target
     return command
 

@@ -41,7 +41,8 @@ import tensorflow as tf
 from ctx_spark.shards import contract
 from ctx_spark.errors import InputError
 from training.settings import DataSettings
-from ctx_spark.shards.reader import ShardSplit, dataset_url, table_arrays
+from ctx_spark.fs import dataset_url
+from ctx_spark.shards.reader import ShardSplit, table_arrays
 
 _INPUT_ERROR = re.compile(r"InputError: (.*)")
 

@@ -10,7 +10,7 @@ information (ROC-AUC near 0.5). Files follow the shard contract exactly
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -90,19 +90,23 @@ def write_synthetic_shards(
     root: str, params: MelParams, n_contexts: int, sizes: Mapping[str, int], *,
     seed: int = 0, row_group_size: int = 64, files_per_split: int = 2, signal: float = 1.0,
     shuffle_labels: bool = False, id_type: pa.DataType = pa.int64(), with_targets: bool = True,
-    positive_rate: float = 0.4,
+    positive_rate: float = 0.4, contexts: Optional[Sequence[str]] = None,
 ) -> str:
-    """Write a shard root (``mel_params.json`` + one Parquet dataset per split).
+    """Write a shard root (``mel_params.json``, ``shards.json`` and one Parquet dataset per
+    split), in the current format.
 
     Args:
         sizes: rows per split name (``train``, ``validation``, ``test`` or ``all``).
         shuffle_labels: permute the label/weight rows across tracks within each split.
         with_targets: False writes only ``track_id`` and ``mel`` (an unlabelled catalogue).
+        contexts: the context names recorded for the target vectors (None: not recorded).
     """
     rng = np.random.default_rng(seed)
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, contract.PARAMS_FILE), "w", encoding="utf-8") as handle:
         handle.write(params.to_json())
+    with open(os.path.join(root, contract.INFO_FILE), "w", encoding="utf-8") as handle:
+        handle.write(contract.info_json(contexts if with_targets else None))
     id_start = 0
     for split, rows in sizes.items():
         arrays = synthetic_split(rows, params, n_contexts, rng, signal=signal, shuffle_labels=shuffle_labels,
