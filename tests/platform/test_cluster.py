@@ -108,7 +108,7 @@ def test_label_job_on_the_cluster_equals_local_mode(cluster, spark, catalogue, t
 
     report = json.loads((remote / "report.json").read_text())
     assert report["spark"]["master"] == cluster.url
-    app = completed_app(cluster, "ctx-spark label_tracks")
+    app = completed_app(cluster, "ctx-spark label")
     assert app["state"] == "FINISHED" and app["cores"] == cluster.worker_cores
     for table, keys in (("track_labels", ("track_id",)), ("track_context_counts", ("track_id", "context"))):
         local_schema, local_rows = sorted_rows(local / table, keys)
@@ -193,7 +193,7 @@ def wait_for_audio_stage(cluster: StandaloneCluster, driver, ui_port: int, timeo
     some tasks and still has some to run; returns that stage's record."""
     def running_audio_stage():
         apps = app_json(ui_port)
-        if not apps or apps[0]["name"] != "ctx-spark extract_mels":
+        if not apps or apps[0]["name"] != "ctx-spark extract":
             return None
         for stage in app_json(ui_port, f"/{apps[0]['id']}/stages?status=active") or []:
             if stage["numTasks"] == FAULT_TASKS and stage["numCompleteTasks"] >= 2:
@@ -236,4 +236,4 @@ def test_extraction_on_the_cluster_equals_local_mode_even_when_the_worker_is_kil
     assert re.search(r"Lost executor \d+", log), failure(cluster, log)  # the driver saw the fault
     assert len(cluster.alive_workers()) == 1
     assert_same_extraction(remote, local)
-    assert completed_app(cluster, "ctx-spark extract_mels")["state"] == "FINISHED"
+    assert completed_app(cluster, "ctx-spark extract")["state"] == "FINISHED"

@@ -4,6 +4,7 @@ inside, and a working ``ctx-spark`` command from outside the repository."""
 from __future__ import annotations
 
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -18,11 +19,26 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
+def _clean_copy(target: Path) -> Path:
+    """The checkout's tracked files, so a stale build/ or untracked file cannot leak in."""
+    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard"],
+                            capture_output=True, text=True)
+    if listed.returncode != 0:
+        return ROOT
+    for name in listed.stdout.splitlines():
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    source = _clean_copy(tmp_path_factory.mktemp("source"))
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
         capture_output=True, text=True, timeout=600,
     )
     assert build.returncode == 0, build.stderr[-3000:]
@@ -59,8 +75,9 @@ def test_the_installed_command_labels_a_catalogue_from_outside_the_repository(wh
     env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python))
     command = str(venv / "bin" / "ctx-spark")
     where = subprocess.run([str(python), "-c", "import ctx_spark, sys; print(ctx_spark.__file__)"],
-                           cwd=work, env=env, capture_output=True, text=True, check=True).stdout
-    assert where.startswith(str(purelib)), where
+                           cwd=work, env=env, capture_output=True, text=True)
+    assert where.returncode == 0, where.stderr[-3000:]
+    assert where.stdout.startswith(str(purelib)), where.stdout
     generate = subprocess.run([command, "generate-catalogue", "--out", "cat", "--rows", "5000", "--seed", "3"],
                               cwd=work, env=env, capture_output=True, text=True, timeout=300)
     assert generate.returncode == 0, generate.stderr[-3000:]

@@ -39,7 +39,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     shards = write_synthetic_shards(str(tmp_path / "shards"), small_params(N_MELS, N_FRAMES), C,
                                     {"train": 256, "validation": 64}, seed=2, row_group_size=32)
     run_dir = str(tmp_path / "run")
-    command = [sys.executable, "-m", "ctx_spark.cli", "train", "--shards", shards, "--out", run_dir]
+    command = [sys.executable, "-m", "ctx_spark", "train", "--shards", shards, "--out", run_dir]
     for item in SETTINGS:
         command += ["--set", item]
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
