@@ -10,7 +10,7 @@ every step, with input tracks per second, and the main outcome figures. Generati
 timed.
 
 --ibrahim: runs the stage on the authors' balanced 49,929 tracks
-(../shared/data/deezer_context_ibrahim) and prints what the README reports: balancing on
+(../shared/data/deezer_context_ibrahim) and prints what docs/dataset.md reports: balancing on
 already-balanced labels, groups, split deviations for both stratification methods, and
 the distribution of each loss weight.
 """

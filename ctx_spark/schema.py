@@ -36,7 +36,7 @@ class TableContract:
     Attributes:
         name: the table's name in messages (``playlists``, ``playlist_tracks``...).
         columns: column -> kind (:data:`ID`, :data:`STRING`, :data:`INT_ARRAY`...).
-        nullable: columns that may hold nulls (only checked where cheap; see README).
+        nullable: columns that may hold nulls (only checked where cheap; see docs/labelling.md, "Input contract").
     """
 
     name: str

@@ -1,6 +1,6 @@
 """Playlist-title tokenisation and context-keyword matching.
 
-The rule (README, "Title matching"): a token is a maximal run of Unicode letters (L*),
+The rule (docs/labelling.md, "Title matching"): a token is a maximal run of Unicode letters (L*),
 combining marks (M*) and decimal digits (Nd); every other character separates tokens. Each
 token is normalised with NFKD, its combining marks are dropped and it is casefolded. A
 keyword, tokenised the same way, matches a title when its tokens occur as consecutive title

@@ -1,4 +1,4 @@
-"""Example Airflow DAG: the weekly catalogue refresh (README, "Scheduled refresh").
+"""Example Airflow DAG: the weekly catalogue refresh (docs/refresh.md, "Scheduled refresh").
 
 An EXAMPLE to copy into an Airflow deployment's dags/ folder and adapt. Airflow is not a
 dependency of ctx-spark: nothing in the package or the tests imports this file, and it is
@@ -28,7 +28,7 @@ SPARK_SUBMIT = (
 
 with DAG(
     dag_id="ctx_spark_weekly_refresh",
-    schedule="0 3 * * 1",  # Mondays 03:00, like the crontab line in the README
+    schedule="0 3 * * 1",  # Mondays 03:00, like the crontab line in docs/refresh.md
     start_date=datetime(2025, 1, 6),
     catchup=False,
     max_active_runs=1,

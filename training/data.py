@@ -112,7 +112,7 @@ def _petastorm_generator(split: ShardSplit, columns: Sequence[str], n_contexts: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # petastorm's pyarrow deprecation chatter
             # The "dummy" pool reads in the calling thread. petastorm 0.13.1's thread pool
-            # ends passes early at random, silently losing row groups (README, "Input
+            # ends passes early at random, silently losing row groups (docs/training.md, "Input
             # pipeline"); parallelism comes from interleaving `parts` sharded readers.
             reader = make_batch_reader(
                 url, schema_fields=list(columns), num_epochs=1, reader_pool_type="dummy",

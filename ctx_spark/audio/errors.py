@@ -3,7 +3,7 @@
 Every failure of :func:`ctx_spark.audio.mel.compute_mel` is an :class:`AudioError` whose
 ``reason`` is one of :data:`REASONS`, so the extraction job can count failures by reason and
 record them in ``errors/`` instead of failing, and inference can tell a user exactly what is
-wrong with a file. The definitions (also in the README, "Mel extraction"):
+wrong with a file. The definitions (also in the docs/extraction.md, "Mel extraction"):
 
 ``missing``
     The path or URI does not exist (or a dataset track has no audio listed: reason
@@ -53,7 +53,7 @@ REASONS = (MISSING, EMPTY, UNREADABLE, NOT_AUDIO, CORRUPT, TRUNCATED, TOO_SHORT,
 
 #: Extra reasons only the extraction job records: a dataset track with no audio listed
 #: (``no_audio``), an unexpected exception (``error``, a bug: message holds the exception),
-#: and a file whose decoding killed the worker process (``crashed``, see README).
+#: and a file whose decoding killed the worker process (``crashed``, see docs/extraction.md).
 NO_AUDIO = "no_audio"
 ERROR = "error"
 CRASHED = "crashed"

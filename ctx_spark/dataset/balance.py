@@ -43,7 +43,7 @@ class BalanceResult:
 
     Attributes:
         selected: the input rows that were selected, same columns.
-        report: per-context counts before/after and per-round figures (see README).
+        report: per-context counts before/after and per-round figures (see docs/dataset.md, "Balancing").
         selected_counts: dense pattern counts (2^m,) of the selected tracks.
     """
 

@@ -46,7 +46,7 @@ class DatasetBuild:
         dataset: the output rows (:data:`OUTPUT_COLUMNS`), sorted by track id, lazy over
             persisted intermediate tables; call ``release`` after writing.
         cooccurrence: (counts, conditional) (m, m) matrices over the dataset.
-        report: counts and statistics of every step (see README).
+        report: counts and statistics of every step (see docs/dataset.md, "Outputs").
         seconds: wall time of each step.
     """
 

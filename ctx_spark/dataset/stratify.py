@@ -25,7 +25,7 @@ Why the default is not Sechidis' rule: with about 7 labels per track (the paper'
 nearly every item carries a rare context, so the rarest-first loop places almost
 everything while looking at one label only, and the track totals and the other contexts
 drift; on the authors' 13,154 artist groups its largest share deviation is 0.021, the
-greedy rule's 0.00006 (see README, "Split"). Equal-size items are visited in the order of
+greedy rule's 0.00006 (see docs/dataset.md, "Split"). Equal-size items are visited in the order of
 ``order_key`` (seeded hashes in the job): a random order matters, since the last, smallest
 items are the ones that fine-tune the shares.
 """

@@ -22,7 +22,7 @@ The positive weight's standardisation needs, per context, the mean and variance 
 training positives; they are assembled from exact integer sums grouped by (context,
 n_labels) (at most m (m + 1) rows), so they are the same on every run.
 
-Fallbacks for validation/test patterns never seen in training (see README):
+Fallbacks for validation/test patterns never seen in training (docs/dataset.md, "Fallbacks"):
 
 - ``neg_exact`` with n0 + n1 = 0 takes the ``neg_ignore_zeros`` value of the entry;
 - ``neg_ignore_zeros`` when no training track carries all of y_i's positives takes the

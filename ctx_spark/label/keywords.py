@@ -118,7 +118,7 @@ def ranking_csv(rows: Sequence) -> str:
 
 
 def ranking_table(rows: Sequence, top: int) -> str:
-    """The first ``top`` rows as a Markdown table (for the console and the README)."""
+    """The first ``top`` rows as a Markdown table (for the console and the docs)."""
     lines = ["| rank | keyword | category | playlists | share | context |", "|---:|---|---|---:|---:|---|"]
     for r in rows[:top]:
         lines.append(f"| {r['rank']} | {r['keyword']} | {r['category']} | {r['n_playlists']} | "

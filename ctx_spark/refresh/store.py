@@ -10,7 +10,7 @@ schemes (``hdfs://``, ``s3a://``, ``gs://``, ``abfs://``).
 Atomicity on object stores: S3 and GCS have no atomic rename (a rename is copy + delete)
 and S3A's ``create(overwrite=false)`` checks existence before writing, so on those stores
 the pointer swap and the lock are best effort; use HDFS or a local/NFS root for the
-bookkeeping when strict guarantees matter (see README, "Scheduled refresh").
+bookkeeping when strict guarantees matter (see docs/refresh.md, "Scheduled refresh").
 """
 
 from __future__ import annotations

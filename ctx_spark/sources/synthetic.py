@@ -1,6 +1,6 @@
 """A seeded synthetic catalogue: the three input tables at any size, with realistic skew.
 
-Used for the README's demo, tests and benchmarks, since real catalogues (Deezer, the MPD)
+Used for the demo (scripts/demo.sh), tests and benchmarks, since real catalogues (Deezer, the MPD)
 may not be redistributed. Everything is vectorised numpy and written chunk by chunk with
 pyarrow, so memory stays bounded by one chunk and 20M playlist-track rows take seconds;
 no Spark is involved. The seed decides everything: the same parameters give byte-identical

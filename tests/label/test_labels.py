@@ -1,4 +1,4 @@
-"""The labelling rules, one test per clause (README, "Labelling rules")."""
+"""The labelling rules, one test per clause (docs/labelling.md, "Labelling rules")."""
 
 from __future__ import annotations
 

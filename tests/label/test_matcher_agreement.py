@@ -7,7 +7,7 @@ reproduced exactly by "lower-case the title, take the maximal runs of ASCII ``[a
 (pinned below), i.e. it split words at every non-ASCII character and kept ``_`` inside
 words. Every disagreement with our rule (:mod:`ctx_spark.text`) must fall in one of the
 explained categories; the test prints the counts and examples (run with ``-s``), and the
-README's "Agreement with the paper's matcher" section explains them.
+docs/design-notes.md "Agreement with the paper's matcher" section explains them.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ def headings(path: Path) -> list[str]:
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading."""
-    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[`*]", "", heading.strip().lower())
     text = re.sub(r"[^\w\- ]", "", text)
     return text.replace(" ", "-")
 
@@ -44,7 +44,7 @@ def _plain_text(path: Path) -> str:
 
 def _sources() -> list[Path]:
     files = {p for pattern in SOURCE_GLOBS for p in ROOT.glob(pattern) if p.is_file() and ".venv" not in p.parts}
-    return sorted(files)
+    return sorted(files - {Path(__file__).resolve()})
 
 
 def test_every_cited_section_exists() -> None:

@@ -176,7 +176,7 @@ def test_cli_writes_the_tables(tmp_path, capsys) -> None:
 
 def pandas_labels(root: Path, config, max_tracks: int = 100, max_share: float = 0.25,
                   min_playlists: int = 3) -> dict[int, list[int]]:
-    """An independent pandas implementation of the labelling rules (README), for small
+    """An independent pandas implementation of the labelling rules (docs/labelling.md), for small
     catalogues: track_id -> per-context playlist counts, for tracks with a label."""
     names = list(config.contexts.names)
     matcher = KeywordMatcher(dict(config.contexts.keywords))
