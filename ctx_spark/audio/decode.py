@@ -4,9 +4,14 @@ A track's excerpt starts at ``min(offset, max(0, duration - excerpt))`` seconds 
 the track, moved earlier so that it stays whole; a 30 s preview is used from its start).
 libsndfile (through soundfile) decodes MP3, Ogg, FLAC and WAV itself and seeks inside the
 compressed stream, so a 4-minute MP3 costs the same as its 30 s excerpt; nothing goes
-through ffmpeg or a temporary file. The reading mirrors ``librosa.load(path, sr=22050,
-offset=start, duration=30)`` step by step (same frame arithmetic, same soxr "HQ"
+through an ffmpeg process or a temporary file. The reading mirrors ``librosa.load(path,
+sr=22050, offset=start, duration=30)`` step by step (same frame arithmetic, same soxr "HQ"
 resampler), so the result equals librosa's while skipping its slow strided mono mix.
+
+Only what libsndfile cannot open (AAC and ALAC in MP4/M4A, Opus in WebM, WMA...) goes to
+FFmpeg through PyAV (:mod:`ctx_spark.audio.av_decode`), with the same excerpt arithmetic,
+mono mix and resampler; a file neither reads is ``unsupported_format`` (audio in a codec
+no decoder here has) or ``not_audio``.
 
 Sources: a local path, a ``file:`` URI, any URI pyarrow's filesystems open (``hdfs://``,
 ``s3://`` and ``s3a://``, ``gs://``...) or fsspec opens, or a binary file-like object with
@@ -27,8 +32,8 @@ import soundfile as sf
 import soxr
 
 from ctx_spark.audio.errors import (
-    CORRUPT, EMPTY, MISSING, NOT_AUDIO, SILENT, TOO_SHORT, TRUNCATED, TRUNCATION_TOLERANCE_SECONDS,
-    UNREADABLE, AudioError,
+    CORRUPT, EMPTY, MISSING, OUT_OF_RANGE, OUT_OF_RANGE_PEAK, SILENT, TOO_SHORT, TRUNCATED,
+    TRUNCATION_TOLERANCE_SECONDS, UNREADABLE, AudioError,
 )
 from ctx_spark.audio.params import MelParams
 
@@ -238,19 +243,7 @@ def _mono(data: np.ndarray) -> np.ndarray:
     return mono
 
 
-def _head(target: Union[str, BinaryIO], n: int = 12) -> bytes:
-    """The first bytes of a file, shown in not_audio messages (an HTML page, a JPEG...)."""
-    try:
-        if isinstance(target, str):
-            with open(target, "rb") as handle:
-                return handle.read(n)
-        target.seek(0)
-        return bytes(target.read(n))
-    except Exception:
-        return b""
-
-
-class _EofWatch:
+class EofWatch:
     """A binary file wrapper that records whether the decoder asked for bytes past the end."""
 
     def __init__(self, raw: BinaryIO):
@@ -289,7 +282,7 @@ def _ran_out_of_bytes(target: Union[str, BinaryIO], start_frame: int, wanted: in
         raw = open(target, "rb") if isinstance(target, str) else target
         if not isinstance(target, str):
             target.seek(0)
-        watch = _EofWatch(raw)
+        watch = EofWatch(raw)
         try:
             with sf.SoundFile(watch) as again:
                 if start_frame:
@@ -309,8 +302,74 @@ def _silence_threshold(silence_peak_dbfs: Optional[float]) -> float:
     return 0.0 if silence_peak_dbfs is None else float(10.0 ** (silence_peak_dbfs / 20.0))
 
 
+@dataclass(frozen=True)
+class ExcerptPlan:
+    """Which frames of a file the excerpt takes, by librosa.load's arithmetic (both decoders).
+
+    ``frames``: the file's length as its header announces it; ``start``: seconds
+    (:func:`excerpt_start`); ``start_frame = int(start * rate)``; ``wanted =
+    min(int(excerpt * rate), frames - start_frame)``: the frames to decode.
+    """
+
+    rate: int
+    channels: int
+    frames: int
+    start: float
+    start_frame: int
+    wanted: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.rate
+
+
+def plan_excerpt(name: str, rate: int, channels: int, frames: int, params: MelParams) -> ExcerptPlan:
+    """The excerpt of a file whose header announces ``frames`` frames at ``rate`` Hz.
+
+    Raises:
+        AudioError: ``corrupt`` for an impossible header, ``too_short`` below
+            ``params.min_seconds``.
+    """
+    if rate <= 0 or channels <= 0 or frames < 0:
+        raise AudioError(CORRUPT, f"{name}: impossible header ({rate} Hz, {channels} channels, {frames} frames)")
+    duration = frames / rate
+    if duration < params.min_seconds:
+        raise AudioError(TOO_SHORT, f"{name}: {duration:.2f} s of audio, less than the {params.min_seconds:g} s minimum")
+    start = excerpt_start(duration, params)
+    # The same frame arithmetic as librosa.load(offset=start, duration=excerpt).
+    start_frame = int(start * rate)
+    wanted = min(int(params.excerpt_seconds * rate), frames - start_frame)
+    return ExcerptPlan(rate, channels, frames, start, start_frame, wanted)
+
+
+def _read_libsndfile(handle: sf.SoundFile, target: Union[str, BinaryIO], name: str,
+                     params: MelParams) -> tuple[np.ndarray, ExcerptPlan]:
+    """The excerpt's (frames, channels) float32 block, read by libsndfile."""
+    plan = plan_excerpt(name, handle.samplerate, handle.channels, handle.frames, params)
+    try:
+        if plan.start_frame:
+            handle.seek(plan.start_frame)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(
+            TRUNCATED,
+            f"{name}: cannot seek to {plan.start:.2f} s of the {plan.duration:.2f} s the header announces ({exc})",
+        ) from None
+    try:
+        return handle.read(plan.wanted, dtype="float32", always_2d=True), plan
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        if _ran_out_of_bytes(target, plan.start_frame, plan.wanted):
+            raise AudioError(
+                TRUNCATED, f"{name}: the data ends before the {plan.duration:.2f} s the header announces ({exc})"
+            ) from None
+        raise AudioError(CORRUPT, f"{name}: decoding failed inside the excerpt at {plan.start:.2f} s ({exc})") from None
+
+
 def read_excerpt(source: Source, params: MelParams, *, silence_peak_dbfs: Optional[float] = None) -> Excerpt:
     """Decode the excerpt of ``source`` described by ``params``.
+
+    libsndfile reads what it can open; everything else goes to PyAV
+    (:func:`ctx_spark.audio.av_decode.read_native`). Both deliver the native-rate block of
+    exactly the excerpt's frames; the checks, mono mix and resampling below are shared.
 
     Args:
         source: path, URI or binary file object (see module docstring).
@@ -328,46 +387,38 @@ def read_excerpt(source: Source, params: MelParams, *, silence_peak_dbfs: Option
         try:
             handle = sf.SoundFile(target)
         except (sf.LibsndfileError, TypeError, RuntimeError, ValueError):
-            raise AudioError(
-                NOT_AUDIO, f"{name}: no decoder recognises this as audio ({size} bytes, starting {_head(target)!r})"
-            ) from None
-        with handle:
-            rate, channels, frames = handle.samplerate, handle.channels, handle.frames
-            if rate <= 0 or channels <= 0 or frames < 0:
-                raise AudioError(CORRUPT, f"{name}: impossible header ({rate} Hz, {channels} channels, {frames} frames)")
-            duration = frames / rate
-            if duration < params.min_seconds:
-                raise AudioError(TOO_SHORT, f"{name}: {duration:.2f} s of audio, less than the {params.min_seconds:g} s minimum")
-            start = excerpt_start(duration, params)
-            # The same frame arithmetic as librosa.load(offset=start, duration=excerpt).
-            start_frame = int(start * rate)
-            wanted = min(int(params.excerpt_seconds * rate), frames - start_frame)
-            try:
-                if start_frame:
-                    handle.seek(start_frame)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioError(
-                    TRUNCATED, f"{name}: cannot seek to {start:.2f} s of the {duration:.2f} s the header announces ({exc})"
-                ) from None
-            try:
-                data = handle.read(wanted, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError) as exc:
-                if _ran_out_of_bytes(target, start_frame, wanted):
-                    raise AudioError(
-                        TRUNCATED, f"{name}: the data ends before the {duration:.2f} s the header announces ({exc})"
-                    ) from None
-                raise AudioError(CORRUPT, f"{name}: decoding failed inside the excerpt at {start:.2f} s ({exc})") from None
-    got = data.shape[0]
-    if got < wanted - TRUNCATION_TOLERANCE_SECONDS * rate:
+            handle = None
+        if handle is None:
+            from ctx_spark.audio.av_decode import read_native  # imports av only when needed
+
+            data, plan = read_native(target, name, size, params)
+        else:
+            with handle:
+                data, plan = _read_libsndfile(handle, target, name, params)
+    return _finish(data, plan, name, params, silence_peak_dbfs)
+
+
+def _finish(data: np.ndarray, plan: ExcerptPlan, name: str, params: MelParams,
+            silence_peak_dbfs: Optional[float]) -> Excerpt:
+    """Check the decoded block, mix it to mono, resample it and pad it to one excerpt."""
+    rate, got = plan.rate, data.shape[0]
+    if got < plan.wanted - TRUNCATION_TOLERANCE_SECONDS * rate:
         raise AudioError(
             TRUNCATED,
-            f"{name}: stream ends after {(start_frame + got) / rate:.2f} s, header announces {duration:.2f} s",
+            f"{name}: stream ends after {(plan.start_frame + got) / rate:.2f} s, "
+            f"header announces {plan.duration:.2f} s",
         )
-    if (start_frame + got) / rate < params.min_seconds:
-        raise AudioError(TOO_SHORT, f"{name}: only {(start_frame + got) / rate:.2f} s of audio could be decoded")
-    mono = _mono(data)
-    if not np.isfinite(mono).all():
+    if (plan.start_frame + got) / rate < params.min_seconds:
+        raise AudioError(TOO_SHORT, f"{name}: only {(plan.start_frame + got) / rate:.2f} s of audio could be decoded")
+    # NaN and inf propagate through max/min. A peak far above full scale is a float file
+    # written at the wrong scale, not loud music (errors.py, out_of_range).
+    full_peak = float(max(data.max(), -data.min())) if data.size else 0.0
+    if not np.isfinite(full_peak):
         raise AudioError(CORRUPT, f"{name}: decoded samples are not finite")
+    if full_peak > OUT_OF_RANGE_PEAK:
+        raise AudioError(OUT_OF_RANGE, f"{name}: samples peak at {full_peak:.4g} ({20 * np.log10(full_peak):+.1f} dBFS) "
+                         f"in the excerpt at {plan.start:.2f} s, beyond the {OUT_OF_RANGE_PEAK:g} allowed")
+    mono = _mono(data)
     if rate != params.sample_rate:
         resampled = soxr.resample(mono, rate, params.sample_rate, quality=RESAMPLE_QUALITY)
         # librosa.resample's fix_length: ceil(n * ratio) samples.
@@ -377,15 +428,9 @@ def read_excerpt(source: Source, params: MelParams, *, silence_peak_dbfs: Option
     threshold = _silence_threshold(silence_peak_dbfs)
     if peak <= threshold:
         level = "digital silence" if peak == 0 else f"peak {20 * np.log10(peak):.1f} dBFS"
-        raise AudioError(SILENT, f"{name}: the excerpt at {start:.2f} s is silent ({level})")
+        raise AudioError(SILENT, f"{name}: the excerpt at {plan.start:.2f} s is silent ({level})")
     samples = np.zeros(params.excerpt_samples, dtype=np.float32)
     n = min(mono.size, params.excerpt_samples)
     samples[:n] = mono[:n]
-    return Excerpt(
-        samples=samples,
-        duration_seconds=duration,
-        start_seconds=start,
-        decoded_seconds=got / rate,
-        native_rate=rate,
-        channels=channels,
-    )
+    return Excerpt(samples=samples, duration_seconds=plan.duration, start_seconds=plan.start,
+                   decoded_seconds=got / rate, native_rate=rate, channels=plan.channels)

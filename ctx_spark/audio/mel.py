@@ -16,7 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from ctx_spark.audio.decode import Excerpt, Source, read_excerpt
+from ctx_spark.audio.decode import Excerpt, Source, describe, read_excerpt
+from ctx_spark.audio.errors import CORRUPT, AudioError
 from ctx_spark.audio.params import MelParams
 
 MEL_DTYPE = np.float16
@@ -66,6 +67,9 @@ def compute_mel_info(source: Source, params: MelParams, *, silence_peak_dbfs: Op
     mel = log_mel(excerpt.samples, params)
     if mel.shape != params.shape:  # a parameter set whose frames disagree with n_frames
         raise ValueError(f"spectrogram shape {mel.shape} differs from the expected {params.shape}")
+    # Finite samples can still overflow: power beyond float32, or a log beyond float16.
+    if not np.isfinite(mel).all():
+        raise AudioError(CORRUPT, f"{describe(source)}: the spectrogram is not finite (inf or NaN)")
     return MelResult(mel=mel, excerpt=excerpt)
 
 
@@ -85,6 +89,7 @@ def compute_mel(source: Source, params: MelParams, *, silence_peak_dbfs: Optiona
 
     Raises:
         AudioError: the audio cannot be used; ``.reason`` says why (missing, empty,
-            unreadable, not_audio, corrupt, truncated, too_short, silent).
+            unreadable, not_audio, unsupported_format, corrupt, truncated, too_short,
+            out_of_range, silent).
     """
     return compute_mel_info(source, params, silence_peak_dbfs=silence_peak_dbfs).mel

@@ -77,3 +77,91 @@ def make_mp3(target: Path, source: Path = HUNGARIAN, seconds: float = 40.0, offs
     """An MP3 (or any format, by ``target``'s extension) of ``seconds`` of a fixture clip."""
     data, rate = clip(source, seconds, offset)
     return write_audio(target, data, rate)
+
+
+# Formats libsndfile cannot read, written with PyAV's bundled FFmpeg encoders (the tests
+# need nothing but PyPI packages, no ffmpeg program).
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples quantised to int16 once, so that lossless copies hold identical values."""
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def write_av(path: Path, samples: np.ndarray, rate: int, codec: str, *, container_format: str | None = None,
+             codec_options: dict | None = None, container_options: dict | None = None,
+             stream_rate: int | None = None) -> Path:
+    """Encode (frames, channels) samples with FFmpeg's ``codec`` (aac, alac, libopus...).
+
+    float32 input is given to the encoder as float, int16 as 16-bit integers (ALAC then
+    stores exactly those values); ``stream_rate`` resamples in the encoder (Opus: 48 kHz).
+    """
+    import av
+
+    data = samples if samples.ndim == 2 else samples[:, None]
+    layout = {1: "mono", 2: "stereo"}[data.shape[1]]
+    frame_format = "s16p" if data.dtype == np.int16 else "fltp"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=container_format, options=container_options or {}) as out:
+        stream = out.add_stream(codec, rate=stream_rate or rate, layout=layout, options=codec_options or {})
+        if data.dtype == np.int16 and codec == "alac":
+            stream.format = "s16p"  # 16-bit ALAC, not the 24-bit default
+        pts = 0
+        for start in range(0, len(data), 4096):
+            block = np.ascontiguousarray(data[start:start + 4096].T)
+            frame = av.AudioFrame.from_ndarray(block, format=frame_format, layout=layout)
+            frame.sample_rate, frame.pts = rate, pts
+            pts += block.shape[1]
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def remux(source: Path, target: Path, container_format: str | None = None,
+          container_options: dict | None = None) -> Path:
+    """Copy the audio packets into another container or layout without re-encoding
+    (MP4 with the index first or last, raw ADTS)."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w", format=container_format,
+                                              options=container_options or {}) as out:
+        in_stream = src.streams.audio[0]
+        out_stream = out.add_stream_from_template(in_stream)
+        for packet in src.demux(in_stream):
+            if packet.dts is None:
+                continue
+            packet.stream = out_stream
+            out.mux(packet)
+    return target
+
+
+def write_video_without_audio(path: Path, frames: int = 10) -> Path:
+    """A valid MP4 video (MPEG-4 part 2, 32 x 32 px) with no audio stream."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for i in range(frames):
+            image = np.full((32, 32, 3), 20 * i, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def write_wav_with_codec_tag(path: Path, tag: int, seconds: float = 2.0, rate: int = 44100,
+                             channels: int = 2) -> Path:
+    """A RIFF/WAVE file whose format tag names a codec (0x2048: Sonic, which FFmpeg knows
+    but has no decoder for), followed by deterministic bytes as its data."""
+    import struct
+
+    body = np.random.default_rng(tag).integers(0, 256, int(seconds * rate) * channels * 2, dtype=np.uint8).tobytes()
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * 2, channels * 2, 16)
+    riff = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(body)) + body
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(riff)) + riff)
+    return path
