@@ -20,189 +20,29 @@ Sources: a local path, a ``file:`` URI, any URI pyarrow's filesystems open (``hd
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import urllib.parse
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from ctx_spark.audio.errors import (
-    CORRUPT, EMPTY, MISSING, OUT_OF_RANGE, OUT_OF_RANGE_PEAK, SILENT, TOO_SHORT, TRUNCATED,
-    TRUNCATION_TOLERANCE_SECONDS, UNREADABLE, AudioError,
+    CORRUPT, EMPTY, OUT_OF_RANGE, OUT_OF_RANGE_PEAK, SILENT, TOO_SHORT, TRUNCATED,
+    TRUNCATION_TOLERANCE_SECONDS, AudioError,
 )
 from ctx_spark.audio.params import MelParams
-
-Source = Union[str, "os.PathLike[str]", BinaryIO]
+from ctx_spark.audio.sources import Source, describe, open_binary
 
 #: soxr quality used by librosa's default ``res_type="soxr_hq"``.
 RESAMPLE_QUALITY = "soxr_hq"
 
-#: Schemes pyarrow knows under another name.
-_PYARROW_SCHEMES = {"s3a": "s3", "s3n": "s3"}
-
-_CHUNK = 1 << 20
 
 
 def excerpt_start(duration: float, params: MelParams) -> float:
     """Start of the excerpt in seconds: min(offset, max(0, duration - excerpt))."""
     return min(params.offset_seconds, max(0.0, duration - params.excerpt_seconds))
-
-
-def describe(source: Source) -> str:
-    """The source as it appears in messages."""
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source)
-    return getattr(source, "name", None) or f"<{type(source).__name__}>"
-
-
-def local_path(text: str) -> Optional[str]:
-    """The local filesystem path behind a plain path or ``file:`` URI; None for other URIs.
-
-    Spark lists files as ``file:/dir/name`` without percent-encoding, while standard URIs
-    (``file:///dir/a%20b.mp3``) are encoded: the raw path is used when it exists, the
-    decoded one otherwise. A bare path is returned unchanged.
-    """
-    if text.startswith("file:"):
-        rest = text[len("file:"):]
-        if rest.startswith("//"):
-            host, _, tail = rest[2:].partition("/")
-            if host not in ("", "localhost"):
-                return None
-            rest = "/" + tail
-        if os.path.exists(rest):
-            return rest
-        return urllib.parse.unquote(rest)
-    if "://" in text:
-        return None
-    return text
-
-
-def _remote(uri: str):
-    """(filesystem, path, kind) for a non-local URI: pyarrow first, fsspec as fallback."""
-    import pyarrow.fs as pafs
-
-    scheme = uri.split("://", 1)[0].lower()
-    mapped = _PYARROW_SCHEMES.get(scheme)
-    target = f"{mapped}://{uri.split('://', 1)[1]}" if mapped else uri
-    try:
-        fs, path = pafs.FileSystem.from_uri(target)
-        return fs, path, "pyarrow"
-    except Exception:  # unknown scheme for pyarrow: let fsspec try
-        pass
-    try:
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(uri)
-        return fs, path, "fsspec"
-    except Exception as exc:
-        raise AudioError(UNREADABLE, f"{uri}: no filesystem can open this URI ({type(exc).__name__}: {exc})") from None
-
-
-@dataclass(frozen=True)
-class FileStat:
-    """Size in bytes and modification time in ms since the epoch (None when unknown)."""
-
-    size: int
-    mtime_ms: Optional[int]
-
-
-def stat_audio(source: Source) -> FileStat:
-    """Size and modification time of a path or URI, for change detection.
-
-    Raises:
-        AudioError: ``missing`` when it does not exist, ``unreadable`` when it cannot be
-            examined or is a directory.
-    """
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError("stat_audio needs a path or URI")
-    text = os.fspath(source)
-    path = local_path(text)
-    if path is not None:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise AudioError(MISSING, f"{text}: no such file") from None
-        except OSError as exc:
-            raise AudioError(UNREADABLE, f"{text}: cannot stat ({exc.strerror or exc})") from None
-        if not os.path.isfile(path):
-            raise AudioError(UNREADABLE, f"{text}: not a regular file")
-        return FileStat(int(st.st_size), st.st_mtime_ns // 1_000_000)
-    fs, rpath, kind = _remote(text)
-    try:
-        if kind == "pyarrow":
-            import pyarrow.fs as pafs
-
-            info = fs.get_file_info(rpath)
-            if info.type == pafs.FileType.NotFound:
-                raise AudioError(MISSING, f"{text}: no such file")
-            if info.type != pafs.FileType.File:
-                raise AudioError(UNREADABLE, f"{text}: not a regular file")
-            mtime = info.mtime_ns // 1_000_000 if info.mtime_ns is not None else None
-            return FileStat(int(info.size), mtime)
-        info = fs.info(rpath)
-        if info.get("type") not in (None, "file"):
-            raise AudioError(UNREADABLE, f"{text}: not a regular file")
-        mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
-        mtime_ms = int(mtime.timestamp() * 1000) if hasattr(mtime, "timestamp") else (
-            int(float(mtime) * 1000) if mtime is not None else None)
-        return FileStat(int(info["size"]), mtime_ms)
-    except AudioError:
-        raise
-    except FileNotFoundError:
-        raise AudioError(MISSING, f"{text}: no such file") from None
-    except Exception as exc:
-        raise AudioError(UNREADABLE, f"{text}: cannot stat ({type(exc).__name__}: {exc})") from None
-
-
-@contextlib.contextmanager
-def _open_binary(source: Source) -> Iterator[tuple[Union[str, BinaryIO], int]]:
-    """Yield (something soundfile opens, size in bytes); raise AudioError on open failures."""
-    if not isinstance(source, (str, os.PathLike)):
-        try:
-            position = source.tell()
-            size = source.seek(0, os.SEEK_END) - position
-            source.seek(position)
-        except (AttributeError, OSError, ValueError) as exc:
-            raise AudioError(UNREADABLE, f"{describe(source)}: file object is not seekable ({exc})") from None
-        yield source, size
-        return
-    text = os.fspath(source)
-    path = local_path(text)
-    if path is not None:
-        size = stat_audio(path).size
-        if not os.access(path, os.R_OK):
-            raise AudioError(UNREADABLE, f"{text}: permission denied")
-        yield path, size
-        return
-    size = stat_audio(text).size
-    fs, rpath, kind = _remote(text)
-    try:
-        handle = fs.open_input_file(rpath) if kind == "pyarrow" else fs.open(rpath, "rb")
-    except FileNotFoundError:
-        raise AudioError(MISSING, f"{text}: no such file") from None
-    except Exception as exc:
-        raise AudioError(UNREADABLE, f"{text}: cannot open ({type(exc).__name__}: {exc})") from None
-    with handle:
-        yield handle, size
-
-
-def checksum_audio(source: Source) -> str:
-    """SHA-256 (hex) of the file's bytes, for checksum-based change detection."""
-    digest = hashlib.sha256()
-    with _open_binary(source) as (target, _size):
-        if isinstance(target, str):
-            with open(target, "rb") as handle:
-                for block in iter(lambda: handle.read(_CHUNK), b""):
-                    digest.update(block)
-        else:
-            for block in iter(lambda: target.read(_CHUNK), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -381,7 +221,7 @@ def read_excerpt(source: Source, params: MelParams, *, silence_peak_dbfs: Option
         AudioError: with one of the reasons of :mod:`ctx_spark.audio.errors`.
     """
     name = describe(source)
-    with _open_binary(source) as (target, size):
+    with open_binary(source) as (target, size):
         if size == 0:
             raise AudioError(EMPTY, f"{name}: file is empty (0 bytes)")
         try:

@@ -16,7 +16,8 @@ from typing import Optional
 
 import numpy as np
 
-from ctx_spark.audio.decode import Excerpt, Source, describe, read_excerpt
+from ctx_spark.audio.decode import Excerpt, read_excerpt
+from ctx_spark.audio.sources import Source, describe
 from ctx_spark.audio.errors import CORRUPT, AudioError
 from ctx_spark.audio.params import MelParams
 

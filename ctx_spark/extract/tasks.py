@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from ctx_spark import schema
 from ctx_spark.shards import contract
-from ctx_spark.audio.decode import checksum_audio, stat_audio
+from ctx_spark.audio.sources import checksum_audio, stat_audio
 from ctx_spark.audio.errors import CRASHED, ERROR, NO_AUDIO, STAGE_OF_REASON, AudioError
 from ctx_spark.audio.mel import compute_mel_info
 from ctx_spark.audio.params import MelParams

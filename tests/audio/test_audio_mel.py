@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ctx_spark.audio import errors
-from ctx_spark.audio.decode import excerpt_start, read_excerpt, stat_audio, checksum_audio
+from ctx_spark.audio.decode import excerpt_start, read_excerpt
+from ctx_spark.audio.sources import checksum_audio, stat_audio
 from ctx_spark.audio.errors import AudioError
 from ctx_spark.audio.mel import compute_mel, compute_mel_info, log_mel
 from ctx_spark.audio.params import MelParams
@@ -194,10 +195,10 @@ def test_silence_threshold(bad_files, params):
         compute_mel(bad_files[errors.SILENT], params)  # digital silence, whatever the threshold
 
 
-def test_not_audio_message_shows_the_content(bad_files, params):
+def test_not_audio_message_names_the_kind_without_quoting_the_content(bad_files, params):
     with pytest.raises(AudioError) as info:
         compute_mel(bad_files[errors.NOT_AUDIO], params)
-    assert "<html>" in info.value.message
+    assert "looks like an HTML page" in info.value.message and "<html>" not in info.value.message
 
 
 def test_audio_error_survives_pickling():

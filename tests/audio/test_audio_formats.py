@@ -24,7 +24,7 @@ from ctx_spark.audio.decode import excerpt_start
 from ctx_spark.audio.errors import AudioError
 from ctx_spark.audio.mel import compute_mel, compute_mel_info
 from ctx_spark.audio.params import MelParams
-from tests.audio_files import (
+from ctx_spark.testing.audio import (
     HUNGARIAN, VIBE_ACE, clip, corrupt_copy, noise, remux, to_pcm16, truncated_copy, write_audio, write_av,
     write_video_without_audio, write_wav_with_codec_tag,
 )
