@@ -149,6 +149,10 @@ def test_only_separate_outputs_and_an_empty_errors_table(tmp_path):
     assert "No failed files." in text["extraction.html"] and "No track failed." in text["extraction.html"]
     assert "without fingerprints" in text["index.html"] and "dataset output: not given" in text["dataset.html"]
     assert len(track_order(text["context-car.html"])) == 2
+    # the demo's case: nothing but a labelling output
+    text = pages(Path(build_site(None, tmp_path / "labels-site", labels=snapshot / "labels")).parent)
+    assert "No scores in this snapshot" in text["context-car.html"] and len(track_order(text["context-car.html"])) == 4
+    assert "<td></td><td class=\"audio\">no local file</td>" in text["context-car.html"]  # no split, no audio
 
 
 def test_the_failed_files_table_stops_at_its_limit_and_tells_the_total(tmp_path):

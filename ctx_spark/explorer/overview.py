@@ -145,7 +145,8 @@ def _context_links(site, src: Sources) -> H.Raw:
     labelled = (src.report("labels") or {}).get("tracks_labelled_per_context") or {}
     rows = [(H.Raw(H.tag("a", name, href=H.context_file(name))), H.num(labelled.get(name))) for name in src.contexts]
     what = "top tracks by probability" if src["scores"].present else "labelled tracks (no scores in this snapshot)"
-    return H.table(f"Pick a context: its page lists the {what}", ["context", "tracks labelled"], rows)
+    return H.join([H.tag("p", f"Pick a context: its page lists the {what}."),
+                   H.table("Contexts", ["context", "tracks labelled"], rows)])
 
 
 def write_overview(site) -> None:

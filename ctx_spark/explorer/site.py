@@ -173,29 +173,36 @@ def _publish(staging: Path, final: Path) -> None:
         os.replace(staging, final)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ctx-spark report",
-        description="Write a static HTML site (open OUT/index.html from disk) for a refresh snapshot or for separate "
-                    "stage outputs: overview, labelling, dataset, extraction, model, and one page per context.")
+DESCRIPTION = """Write a static HTML site for a refresh snapshot or for separate stage outputs: overview
+(inputs, fingerprints, rows and seconds per stage, changes since the previous snapshot),
+labelling, dataset, extraction, model, and one page per context with its top tracks and
+audio players. Open SITE/index.html from disk: no server, no network.
+
+  ctx-spark report --snapshot R --out SITE          (R/current, or a snapshot directory)
+  ctx-spark report --labels O --dataset D --mels S --scores P --run RUN --out SITE
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``ctx-spark report`` (also used by :func:`main`)."""
     p.add_argument("--snapshot", metavar="R", help="refresh root (follows R/current) or a snapshot directory")
     p.add_argument("--out", metavar="SITE", required=True, help="site directory (replaced atomically)")
-    for name, what in (("labels", "labelling output O"), ("dataset", "dataset output D"),
-                       ("mels", "mel extraction output S"), ("scores", "scoring output P"),
-                       ("run", "training run directory RUN"), ("evaluation", "evaluation output E"),
-                       ("comparison", "comparison output C (Table 2)"), ("keywords", "keyword ranking output K")):
-        p.add_argument(f"--{name}", metavar=name[0].upper(), help=f"{what} (overrides the snapshot's)")
+    for name, metavar, what in (("labels", "L", "labelling output (--out of label_tracks)"),
+                                ("dataset", "D", "dataset output"), ("mels", "S", "mel extraction output"),
+                                ("scores", "P", "scoring output"), ("run", "RUN", "training run directory"),
+                                ("evaluation", "E", "evaluation output (Table 1)"),
+                                ("comparison", "C", "comparison output (Table 2)"),
+                                ("keywords", "K", "keyword ranking output")):
+        p.add_argument(f"--{name}", metavar=metavar, help=f"{what}; overrides the snapshot's")
     p.add_argument("--audio-dir", metavar="DIR", help="catalogue audio directory (<track_id>.<ext>) for the players")
     p.add_argument("--top", type=int, default=100, metavar="N", help="tracks per context page (default 100)")
     p.add_argument("--errors-limit", type=int, default=200, metavar="N",
                    help="failed files listed on the extraction page (default 200)")
-    return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``ctx-spark report --snapshot R --out SITE`` (or separate outputs); prints the
-    index page's path. Bad input: one ``error:`` line on stderr and exit code 2."""
-    args = parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Build the site from parsed options; prints the index page's path. Bad input: one
+    ``error:`` line on stderr and exit code 2."""
     parts = {name: getattr(args, name) for name in PARTS}
     try:
         index = build_site(args.snapshot, args.out, top_n=args.top, errors_limit=args.errors_limit,
@@ -205,3 +212,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     print(index)
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``ctx-spark report --snapshot R --out SITE`` (or separate outputs)."""
+    p = argparse.ArgumentParser(prog="ctx-spark report", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    return run(p.parse_args(argv))
