@@ -130,7 +130,7 @@ def diverging(uid: str, title: str, desc: str, labels: Sequence[str], gained: Se
     ticks = [t for t in nice_ticks(0, high, 3)]
     ticks = [-t for t in reversed(ticks[1:])] + ticks
     middle, half = (left + WIDTH - 40) / 2, (WIDTH - 40 - left) / 2
-    scale = lambda v: middle + half * v / ticks[-1]  # noqa: E731
+    scale = lambda v: middle + half * v / (ticks[-1] * 1.15)  # noqa: E731 - room for the end labels
     c = _Canvas(uid, title, desc, left, height)
     c.rect(left, 7, 10, 10, COLOURS[2])
     c.text(left + 14, 16, "gained")
