@@ -156,7 +156,9 @@ def write_overview(site) -> None:
         lead = H.key_values("Snapshot", [
             ("run-id", m.get("run_id")), ("status", m.get("status")), ("snapshot", m.get("snapshot")),
             ("root", m.get("root")), ("started", m.get("started")), ("finished", m.get("finished")),
-            ("published", m.get("published_at")), ("attempt", m.get("attempt")),
+            ("published", m.get("published_at") or ("at the pointer swap, just after this site was written"
+                                                      if m.get("status") == "published" else "no")),
+            ("attempt", m.get("attempt")),
             ("stages from earlier attempts", ", ".join(m.get("stages_from_earlier_attempts") or []) or "none"),
             ("previous snapshot", m.get("previous_snapshot") or "none (first snapshot)"),
             ("failed stage", m.get("failed_stage") or "none"), ("error", m.get("error") or "none")])
