@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str, Optional[str]]] = {
     "predict": ("training.cli:PREDICT", "print the contexts a model hears in audio files", "train"),
     "score": ("training.cli:SCORE", "score a catalogue's shards and rank tracks per context", "train"),
     "refresh": ("ctx_spark.refresh.cli:REFRESH", "re-run the chain as one locked, resumable snapshot", None),
+    "report": ("ctx_spark.explorer.cli:REPORT", "write the static HTML report site of a snapshot", None),
     "top": ("ctx_spark.commands:TOP", "print the top tracks of a context", None),
     "config": ("ctx_spark.commands:CONFIG", "print the effective configuration and where each value came from",
                None),

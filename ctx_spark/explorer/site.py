@@ -178,9 +178,14 @@ DESCRIPTION = """Write a static HTML site for a refresh snapshot or for separate
 labelling, dataset, extraction, model, and one page per context with its top tracks and
 audio players. Open SITE/index.html from disk: no server, no network.
 
-  ctx-spark report --snapshot R --out SITE          (R/current, or a snapshot directory)
-  ctx-spark report --labels O --dataset D --mels S --scores P --run RUN --out SITE
-"""
+inputs:   --snapshot R (R/current, or a snapshot directory), or separate stage outputs
+          (--labels, --dataset, --mels, --scores, --run, --evaluation, --comparison)
+outputs:  SITE/index.html and one page per stage and per context (replaced atomically)
+setting:  --top (tracks per context page)
+
+example:
+  ctx-spark report --snapshot R --out SITE
+  ctx-spark report --labels L --dataset D --mels S --scores P --run RUN --out SITE"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -215,8 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``ctx-spark report --snapshot R --out SITE`` (or separate outputs)."""
-    p = argparse.ArgumentParser(prog="ctx-spark report", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p)
-    return run(p.parse_args(argv))
+    """``ctx-spark report`` with ``argv`` (default: the command line)."""
+    from ctx_spark.cli import main as ctx_spark_main
+
+    return ctx_spark_main(["report", *(sys.argv[1:] if argv is None else argv)])

@@ -1,7 +1,7 @@
 """Where the site's inputs are: a refresh root, one snapshot, or separate stage outputs.
 
 ``R`` (a refresh root) is resolved through ``R/current`` once, as every reader of a root
-does (README, "Scheduled refresh"); a snapshot directory is taken as it is; separate
+does (docs/refresh.md, "Readers"); a snapshot directory is taken as it is; separate
 outputs (``--labels``, ``--dataset``, ...) override or replace the snapshot's. The model
 side is found from the snapshot's manifest when not given: ``inputs.model`` is the training
 run that scored it, ``RUN/evaluation`` is where ``training.compare`` evaluates a run, and a
@@ -20,9 +20,10 @@ from typing import Any, Optional
 
 from ctx_spark.errors import InputError
 from ctx_spark.explorer.readers import local, read_json
+from ctx_spark.registry import STAGES
 
-#: Stage directories of a snapshot (ctx_spark/refresh/settings.py STAGE_DIRS).
-STAGE_DIRS = {"labels": "labels", "dataset": "dataset", "mels": "mels", "scores": "scores"}
+#: Stage directories of a snapshot (the registry's output directories), by part name.
+STAGE_DIRS = {stage.output_dir: stage.output_dir for stage in STAGES}
 PARTS = ("labels", "dataset", "mels", "scores", "run", "evaluation", "comparison", "keywords")
 
 

@@ -8,6 +8,7 @@ and names outputs that exist" means the stage completed; a resumed run skips tho
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -213,3 +214,30 @@ def record_failure(chain: Chain, exc: BaseException) -> None:
         log.error("could not record the failure of run %s: %s", run.run_id, inner)
     log.error("run %s failed%s: %s; %s still names %s", run.run_id, f" in stage {failed}" if failed else "",
               error[:500], run.layout.pointer, run.state.get("previous") or "nothing")
+
+
+#: The snapshot sub-directory of the report site.
+REPORT_DIR = "report"
+
+
+def write_report_site(chain: Chain) -> dict[str, Any]:
+    """Write the snapshot's report site (``S/report/index.html``) after its manifest.
+
+    The site only reads small, already written tables, and a failure to build it never
+    stops the publication: it is logged and recorded in the manifest instead. Only local
+    roots get a site (the builder reads local files).
+    """
+    from ctx_spark.explorer import build_site
+    from ctx_spark.fs import is_local
+
+    run = chain.run
+    if not is_local(run.snapshot):
+        return {"skipped": "the report site is built for local roots only"}
+    started = time.perf_counter()
+    try:
+        with stage(log, "report site"):
+            index = build_site(run.snapshot, f"{run.snapshot}/{REPORT_DIR}", top_n=chain.settings.report_top)
+    except Exception as exc:  # the snapshot is complete; the site is a view of it
+        log.warning("the report site of %s could not be written: %s", run.snapshot, exc)
+        return {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    return {"path": str(index), "seconds": round(time.perf_counter() - started, 3)}

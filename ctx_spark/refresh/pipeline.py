@@ -23,7 +23,9 @@ from ctx_spark.config import Config
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.refresh import snapshots as S
-from ctx_spark.refresh.chain import Chain, Run, build_manifest, record_failure, run_stages, write_manifest
+from ctx_spark.refresh.chain import (
+    Chain, Run, build_manifest, record_failure, run_stages, write_manifest, write_report_site,
+)
 from ctx_spark.refresh.inputs import changed_parts, check_model, fingerprint, resolve_catalogue
 from ctx_spark.refresh.lock import RunLock
 from ctx_spark.refresh.settings import RefreshSettings
@@ -62,6 +64,9 @@ def run_refresh(spark: SparkSession, cfg: Config, catalogue: str, root: str,
             lock.verify()
             manifest = build_manifest(chain, "published")
             write_manifest(store, layout, run.run_id, manifest)
+            if settings.report:
+                manifest["report"] = write_report_site(chain)
+                write_manifest(store, layout, run.run_id, manifest)
             S.write_current(store, layout, run.run_id)
             run.state.update(status=S.PUBLISHED, published_at=utc_now(), error=None)
             run.save()

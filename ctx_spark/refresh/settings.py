@@ -13,7 +13,8 @@ AUDIO_SOURCES = ("auto", "column", "dir")
 
 #: Settings that change how a run is operated, not what it produces: left out of the
 #: fingerprint that decides whether an unfinished run may be resumed.
-OPERATIONAL_KEYS = ("keep_snapshots", "lock_stale_seconds", "lock_heartbeat_seconds", "fail_after_stage")
+OPERATIONAL_KEYS = ("keep_snapshots", "lock_stale_seconds", "lock_heartbeat_seconds", "fail_after_stage",
+                    "report", "report_top")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class RefreshSettings:
         lock_stale_seconds: lock age (s) after which it is taken over.
         lock_heartbeat_seconds: interval (s) of the lock's heartbeat.
         fail_after_stage: test/ops hook, a stage name or None.
+        report: write the snapshot's report site (``S/report/index.html``).
+        report_top: tracks per context page of the site.
     """
 
     audio_source: str
@@ -37,6 +40,8 @@ class RefreshSettings:
     lock_stale_seconds: float
     lock_heartbeat_seconds: float
     fail_after_stage: Optional[str]
+    report: bool = True
+    report_top: int = 100
 
     def __post_init__(self) -> None:
         if self.audio_source not in AUDIO_SOURCES:
@@ -47,5 +52,7 @@ class RefreshSettings:
             raise ValueError(f"keep_snapshots must be >= 1, got {self.keep_snapshots}")
         if self.lock_heartbeat_seconds <= 0 or self.lock_stale_seconds < 2 * self.lock_heartbeat_seconds:
             raise ValueError("lock_heartbeat_seconds must be > 0 and at most half of lock_stale_seconds")
+        if self.report_top < 1:
+            raise ValueError(f"report_top must be >= 1, got {self.report_top}")
         if self.fail_after_stage is not None and self.fail_after_stage not in STAGE_DIRS:
             raise ValueError(f"fail_after_stage must be null or one of {', '.join(STAGE_DIRS)}, got {self.fail_after_stage!r}")

@@ -16,7 +16,7 @@ PACKAGES = ("ctx_spark", "training")
 #: Rooms of ctx_spark that must run without TensorFlow.
 SPARK_ROOMS = ("ctx_spark.label", "ctx_spark.dataset", "ctx_spark.extract", "ctx_spark.refresh", "ctx_spark.sources",
                "ctx_spark.shards", "ctx_spark.audio", "ctx_spark.cli", "ctx_spark.registry", "ctx_spark.commands",
-               "ctx_spark.results")
+               "ctx_spark.results", "ctx_spark.explorer")
 
 
 def _modules(package: str) -> list[Path]:

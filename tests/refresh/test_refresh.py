@@ -100,7 +100,9 @@ def weekly(spark, catalogues, tmp_path_factory):
 
 def test_first_run_publishes_a_complete_snapshot(weekly):
     m, root, first = weekly["first_manifest"], weekly["root"], weekly["first"]
-    assert weekly["first_listing"] == ["dataset", "labels", "manifest.json", "mels", "state.json"]
+    assert weekly["first_listing"] == ["dataset", "labels", "manifest.json", "mels", "report", "state.json"]
+    assert m["report"]["path"] == str(root / "snapshots" / first / "report" / "index.html")
+    assert (root / "snapshots" / first / "report" / "index.html").is_file()
     assert m["run_id"] == first and m["status"] == "published" and m["attempt"] == 1
     assert m["previous_snapshot"] is None and m["changes"]["labels"] is None
     assert m["started"] < m["finished"] and m["code"]["version"] and m["config"]["label"]["min_playlists"] == 1

@@ -1,4 +1,4 @@
-"""The explorer on hand-made snapshots (tests/explorer_fakes.py): no Spark, a second or so.
+"""The explorer on hand-made snapshots (tests/explorer/explorer_fakes.py): no Spark, a second or so.
 
 What they pin: values with HTML in them show as text on every page; a missing, empty or
 damaged part gives a site that says so; the context pages list the rankings' top N in
@@ -23,7 +23,7 @@ import pytest
 from ctx_spark.explorer import ExplorerError, build_site, main
 from ctx_spark.explorer.html import context_file, esc, table
 from ctx_spark.explorer.readers import local, lookup, top_ranked
-from tests.explorer_fakes import EVIL, NAMES, fake_snapshot, ranking
+from tests.explorer.explorer_fakes import EVIL, NAMES, fake_snapshot, ranking
 
 PAGES = ["index.html", "labelling.html", "dataset.html", "extraction.html", "model.html"]
 

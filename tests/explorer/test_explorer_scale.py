@@ -1,4 +1,4 @@
-"""The explorer on a million-track snapshot builds in seconds (tests/explorer_fakes.py).
+"""The explorer on a million-track snapshot builds in seconds (tests/explorer/explorer_fakes.py).
 
 The snapshot holds 1,000,000 labelled tracks (track_labels, 2,000,000 track-context
 counts, a 1,000,000-track dataset), mel shards for all of them laid out as the extraction
@@ -20,7 +20,7 @@ import pytest
 
 from ctx_spark.explorer import build_site
 from ctx_spark.explorer.html import context_file
-from tests.explorer_fakes import NAMES, fake_snapshot, ranking
+from tests.explorer.explorer_fakes import NAMES, fake_snapshot, ranking
 
 TRACKS = int(os.environ.get("CTX_EXPLORER_BENCH_TRACKS", "1000000"))
 

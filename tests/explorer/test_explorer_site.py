@@ -1,4 +1,4 @@
-"""The explorer on a snapshot made by a real refresh (tests/explorer_helpers.py: label,
+"""The explorer on a snapshot made by a real refresh (tests/explorer/explorer_helpers.py: label,
 dataset, extract and score on a local[2] session, real audio), read as files and in a real
 browser (headless Chromium driven by Selenium, from file://).
 
@@ -30,7 +30,7 @@ import pytest
 
 from ctx_spark.explorer import build_site, main
 from ctx_spark.explorer.html import context_file
-from tests.explorer_helpers import WEIRD_DIR, real_snapshot
+from tests.explorer.explorer_helpers import WEIRD_DIR, real_snapshot
 
 pytestmark = pytest.mark.slow  # one real refresh run (Spark + TensorFlow in the workers)
 
