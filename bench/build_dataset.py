@@ -32,11 +32,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ctx_spark.config import load_config  # noqa: E402
-from ctx_spark.sources.ibrahim import load_ibrahim_track_labels, write_ibrahim_track_labels  # noqa: E402
-from ctx_spark.dataset.stratify import iterative_stratification, targets  # noqa: E402
-from ctx_spark.testing.labels import write_track_labels  # noqa: E402
-from ctx_spark.spark import SparkSettings, get_spark  # noqa: E402
 from ctx_spark.dataset.run import run_dataset_stage, summary  # noqa: E402
+from ctx_spark.dataset.stratify import iterative_stratification, targets  # noqa: E402
+from ctx_spark.sources.ibrahim import load_ibrahim_track_labels, write_ibrahim_track_labels  # noqa: E402
+from ctx_spark.spark import SparkSettings, get_spark  # noqa: E402
+from ctx_spark.testing.labels import write_track_labels  # noqa: E402
 
 IBRAHIM = ROOT.parent / "shared" / "data" / "deezer_context_ibrahim"
 SESSION = ["spark.master=local[2]", "spark.conf.spark.driver.memory=6g", "spark.conf.spark.ui.enabled=false"]
@@ -54,23 +54,37 @@ def print_steps(report: dict, n_input: int) -> None:
 def bench_generated(sizes: list[int], workdir: Path, overrides: list[str]) -> None:
     cfg = load_config(overrides=SESSION + overrides)
     spark = get_spark("ctx-spark bench build_dataset", cfg.section("spark", SparkSettings))
-    print(f"Spark {spark.version}, master {spark.sparkContext.master}, "
-          f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')}")
+    print(
+        f"Spark {spark.version}, master {spark.sparkContext.master}, "
+        f"shuffle partitions {spark.conf.get('spark.sql.shuffle.partitions')}"
+    )
     for n in sizes:
         labels = workdir / f"labels-{n}"
         started = time.perf_counter()
-        write_track_labels(labels / "part-0.parquet", n, cfg.contexts.names, seed=n,
-                           compilations=max(2, n // 20000), compilation_size=40, themed=True)
+        write_track_labels(
+            labels / "part-0.parquet",
+            n,
+            cfg.contexts.names,
+            seed=n,
+            compilations=max(2, n // 20000),
+            compilation_size=40,
+            themed=True,
+        )
         print(f"\n=== {n} generated tracks (generated in {time.perf_counter() - started:.1f} s, not timed below)")
         report = run_dataset_stage(spark, cfg, str(labels), str(workdir / f"out-{n}"))
         print_steps(report, n)
         groups, split = report["groups"], report["split"]
-        print(f"kept {report['balance']['tracks_after']} tracks (cap {report['balance']['cap']}); "
-              f"{groups['groups']} groups, largest {groups['size_max']} tracks, "
-              + ("components on the driver" if groups["components_on_driver"]
-                 else f"{groups['propagation_rounds']} propagation rounds")
-              + f" ({groups['graph_edges']} edges); split {split['method']}: "
-              f"max share deviation {split['max_deviation']:.4f}, {split['buckets']} buckets")
+        print(
+            f"kept {report['balance']['tracks_after']} tracks (cap {report['balance']['cap']}); "
+            f"{groups['groups']} groups, largest {groups['size_max']} tracks, "
+            + (
+                "components on the driver"
+                if groups["components_on_driver"]
+                else f"{groups['propagation_rounds']} propagation rounds"
+            )
+            + f" ({groups['graph_edges']} edges); split {split['method']}: "
+            f"max share deviation {split['max_deviation']:.4f}, {split['buckets']} buckets"
+        )
 
 
 def split_methods_on_authors_groups(names) -> None:
@@ -84,8 +98,10 @@ def split_methods_on_authors_groups(names) -> None:
     np.add.at(counts, codes, labels)
     fractions = np.array([0.65, 0.10, 0.25])
     want, want_l = targets(fractions, float(sizes.sum()), counts.sum(axis=0).astype(float))
-    print(f"\nstratification of the authors' {len(sizes)} artist groups ({sizes.sum()} tracks, "
-          f"largest {sizes.max()}), targets 0.65/0.10/0.25:")
+    print(
+        f"\nstratification of the authors' {len(sizes)} artist groups ({sizes.sum()} tracks, "
+        f"largest {sizes.max()}), targets 0.65/0.10/0.25:"
+    )
     # Equal-size groups are visited in a random order, as the job does (seeded hashes): the
     # file order is correlated with the labels, and the last, smallest groups are the ones
     # that fine-tune the shares.
@@ -97,8 +113,10 @@ def split_methods_on_authors_groups(names) -> None:
         share = np.array([sizes[chosen == j].sum() for j in range(3)]) / sizes.sum()
         per_context = np.array([counts[chosen == j].sum(axis=0) for j in range(3)]) / counts.sum(axis=0)
         deviation = max(np.abs(share - fractions).max(), np.abs(per_context - fractions[:, None]).max())
-        print(f"  {method:<9} tracks {np.round(share, 4).tolist()}, max share deviation {deviation:.5f} "
-              f"(contexts included), {seconds:.2f} s")
+        print(
+            f"  {method:<9} tracks {np.round(share, 4).tolist()}, max share deviation {deviation:.5f} "
+            f"(contexts included), {seconds:.2f} s"
+        )
 
 
 def bench_ibrahim(workdir: Path, overrides: list[str]) -> None:
@@ -125,8 +143,10 @@ def bench_ibrahim(workdir: Path, overrides: list[str]) -> None:
             print(f"{name + ' (' + split + ')':<28} " + " ".join(f"{s.get(c, float('nan')):>8}" for c in columns))
     for split in ("train", "all"):
         pos = weights["pos_tfidf"][split]
-        print(f"pos_tfidf ({split}): {pos['entries_at_0']} entries clipped at 0, {pos['entries_at_2']} at 2; "
-              f"tracks with all contexts: {pos['entries_all_contexts']} entries, mean {pos['mean_all_contexts']}")
+        print(
+            f"pos_tfidf ({split}): {pos['entries_at_0']} entries clipped at 0, {pos['entries_at_2']} at 2; "
+            f"tracks with all contexts: {pos['entries_all_contexts']} entries, mean {pos['mean_all_contexts']}"
+        )
     for name in ("neg_exact", "neg_ignore_zeros"):
         print(f"{name}: fallback entries " + json.dumps({s: v["fallback_entries"] for s, v in weights[name].items()}))
     split_methods_on_authors_groups(names)

@@ -65,12 +65,12 @@ def _encode(job: tuple[str, str, float, float]) -> None:
     start = int(offset * rate) % len(data)
     n = int(seconds * rate)
     reps = int(np.ceil((start + n) / len(data)))
-    cut = np.concatenate([data] * reps)[start:start + n]
+    cut = np.concatenate([data] * reps)[start : start + n]
     fmt, subtype = ("MP3", "MPEG_LAYER_III") if target.endswith(".mp3") else ("OGG", "VORBIS")
     tmp = target + ".part"
     with sf.SoundFile(tmp, "w", rate, cut.shape[1], format=fmt, subtype=subtype) as handle:
         for i in range(0, len(cut), 16384):  # blocks: libsndfile's Vorbis encoder crashes on huge writes
-            handle.write(cut[i:i + 16384])
+            handle.write(cut[i : i + 16384])
     os.replace(tmp, target)
 
 
@@ -82,7 +82,9 @@ def build_corpus(directory: Path, n: int, clips_dir: Path, seed: int = 7) -> lis
     for track_id in range(1, n + 1):
         clip = clips_dir / CLIPS[(track_id - 1) % len(CLIPS)]
         ext = "mp3" if track_id % 2 else "ogg"
-        jobs.append((str(clip), str(directory / f"{track_id}.{ext}"), float(rng.uniform(0, 60)), float(rng.uniform(30, 60))))
+        jobs.append(
+            (str(clip), str(directory / f"{track_id}.{ext}"), float(rng.uniform(0, 60)), float(rng.uniform(30, 60)))
+        )
     if not marker.exists():
         directory.mkdir(parents=True, exist_ok=True)
         for stale in directory.iterdir():
@@ -177,13 +179,23 @@ def tree_cpu_seconds() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=240)
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="present every file this many times to the job (hard links under new track ids), "
-                             "to see how the job's fixed costs amortise; the loops run on the unique files")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="present every file this many times to the job (hard links under new track ids), "
+        "to see how the job's fixed costs amortise; the loops run on the unique files",
+    )
     parser.add_argument("--jobs", type=int, default=3, help="Spark jobs run one after the other in one session")
     parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                        help="config override for the Spark jobs, e.g. --set extract.tracks_per_task=128")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="config override for the Spark jobs, e.g. --set extract.tracks_per_task=128",
+    )
     parser.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "ctx-spark-bench-audio"))
     parser.add_argument("--clips", default=str(ROOT.parent / "shared" / "data" / "librosa_data" / "audio"))
     parser.add_argument("--skip-read", action="store_true", help="do not time reading the shards back")
@@ -196,23 +208,29 @@ def main() -> int:
     from ctx_spark.audio.decode import excerpt_start
     from ctx_spark.audio.mel import compute_mel
     from ctx_spark.audio.params import MelParams
-    from ctx_spark.extract.settings import ExtractSettings
     from ctx_spark.config import load_config
+    from ctx_spark.extract.settings import ExtractSettings
 
-    cores = int(args.master[len("local["):-1]) if args.master.startswith("local[") and args.master[6:-1].isdigit() else 2
+    cores = (
+        int(args.master[len("local[") : -1]) if args.master.startswith("local[") and args.master[6:-1].isdigit() else 2
+    )
     files = build_corpus(Path(args.cache_dir) / f"n{args.tracks}", args.tracks, Path(args.clips))
     cfg = load_config(overrides=[f"spark.master={args.master}", "spark.conf.spark.ui.enabled=false"])
     params = cfg.section("audio", MelParams)
     settings = cfg.section("extract", ExtractSettings)
     durations = [sf.info(str(f)).duration for f in files]
     starts = {f: excerpt_start(d, params) for f, d in zip(files, durations)}
-    print(f"{len(files)} files, {min(durations):.1f}-{max(durations):.1f} s, "
-          f"{sum(f.stat().st_size for f in files) / 2**20:.0f} MiB; load average {os.getloadavg()}", flush=True)
+    print(
+        f"{len(files)} files, {min(durations):.1f}-{max(durations):.1f} s, "
+        f"{sum(f.stat().st_size for f in files) / 2**20:.0f} MiB; load average {os.getloadavg()}",
+        flush=True,
+    )
 
     def bare(path):
         y, _ = librosa.load(str(path), sr=params.sample_rate, offset=starts[path], duration=params.excerpt_seconds)
         return librosa.feature.melspectrogram(
-            y=y, sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length, n_mels=params.n_mels)
+            y=y, sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length, n_mels=params.n_mels
+        )
 
     def ours(path):
         return compute_mel(path, params, silence_peak_dbfs=settings.silence_peak_dbfs)
@@ -235,19 +253,30 @@ def main() -> int:
         "r_bare_librosa_ms_per_track": round(1000 * t_bare / len(files), 1),
         "compute_mel_over_bare_librosa": round(t_ours / t_bare, 3),
     }
-    print(f"(a) compute_mel loop:        {len(files) / t_ours:7.2f} tracks/s ({figures['a_loop_ms_per_track']} ms/track, "
-          f"{figures['a_loop_cpu_ms_per_track']} CPU ms/track)")
-    print(f"(r) bare librosa load+mel:   {len(files) / t_bare:7.2f} tracks/s ({figures['r_bare_librosa_ms_per_track']} ms/track)")
-    print(f"    compute_mel / bare librosa time: {figures['compute_mel_over_bare_librosa']:.3f}  (target <= 1.5)", flush=True)
+    print(
+        f"(a) compute_mel loop:        {len(files) / t_ours:7.2f} tracks/s ({figures['a_loop_ms_per_track']} ms/track, "
+        f"{figures['a_loop_cpu_ms_per_track']} CPU ms/track)"
+    )
+    print(
+        f"(r) bare librosa load+mel:   {len(files) / t_bare:7.2f} tracks/s "
+        f"({figures['r_bare_librosa_ms_per_track']} ms/track)"
+    )
+    print(
+        f"    compute_mel / bare librosa time: {figures['compute_mel_over_bare_librosa']:.3f}  (target <= 1.5)",
+        flush=True,
+    )
 
     pool_s = time_pool(files, params, cores)
     pool_tps = len(files) / pool_s
     figures["a2_pool_tracks_per_s"] = round(pool_tps, 2)
-    print(f"(a2) compute_mel in {cores} processes: {pool_tps:7.2f} tracks/s "
-          f"({pool_tps / cores / (len(files) / t_ours):.2f} x the loop per process)", flush=True)
+    print(
+        f"(a2) compute_mel in {cores} processes: {pool_tps:7.2f} tracks/s "
+        f"({pool_tps / cores / (len(files) / t_ours):.2f} x the loop per process)",
+        flush=True,
+    )
 
-    from ctx_spark.spark import SparkSettings, get_spark
     from ctx_spark.extract.run import ExtractInputs, run_extract_stage
+    from ctx_spark.spark import SparkSettings, get_spark
 
     work = Path(tempfile.mkdtemp(prefix="ctx-spark-bench-out-"))
     try:
@@ -259,7 +288,9 @@ def main() -> int:
         jobs = {}
         for j in range(args.jobs):
             label, out = f"b_spark_job{j + 1}", work / f"job{j + 1}"
-            run_cfg = load_config(overrides=[f"spark.master={args.master}", "extract.incremental=false", *args.overrides])
+            run_cfg = load_config(
+                overrides=[f"spark.master={args.master}", "extract.incremental=false", *args.overrides]
+            )
             started, cpu = time.perf_counter(), tree_cpu_seconds()
             report = run_extract_stage(spark, run_cfg, ExtractInputs(audio_dir=str(audio_dir)), str(out))
             jobs[label] = (time.perf_counter() - started, tree_cpu_seconds() - cpu)
@@ -280,17 +311,22 @@ def main() -> int:
             figures[f"{label}_over_pool"] = round(tps / pool_tps, 3)
             figures[f"{label}_cpu_s"] = round(cpu, 2)
             figures[f"{label}_cpu_efficiency"] = round(loop_cpu * args.repeat / cpu, 3)
-            print(f"(b) Spark {label[8:]} {args.master}, {n_job} tracks: {tps:7.2f} tracks/s in {elapsed:.1f} s; "
-                  f"per core / loop = {tps / cores / loop_tps:.3f}  (target >= 0.85); / (a2) = {tps / pool_tps:.3f}; "
-                  f"CPU: {cpu:.1f} s for "
-                  f"{loop_cpu * args.repeat:.1f} s in the loop ({loop_cpu * args.repeat / cpu:.3f})", flush=True)
+            print(
+                f"(b) Spark {label[8:]} {args.master}, {n_job} tracks: {tps:7.2f} tracks/s in {elapsed:.1f} s; "
+                f"per core / loop = {tps / cores / loop_tps:.3f}  (target >= 0.85); / (a2) = {tps / pool_tps:.3f}; "
+                f"CPU: {cpu:.1f} s for "
+                f"{loop_cpu * args.repeat:.1f} s in the loop ({loop_cpu * args.repeat / cpu:.3f})",
+                flush=True,
+            )
         print(f"    session start-up (not in the job timings): {figures['spark_session_start_s']} s")
         shards = work / f"job{args.jobs}" / "all"
         size = sum(p.stat().st_size for p in shards.glob("*.parquet"))
         raw = n_job * params.shape[0] * params.shape[1] * 2
         figures["shard_bytes_over_raw_float16"] = round(size / raw, 3)
-        print(f"    shards: {size / 2**20:.1f} MiB for {raw / 2**20:.1f} MiB of raw float16 "
-              f"({settings.compression}: {size / raw:.3f})")
+        print(
+            f"    shards: {size / 2**20:.1f} MiB for {raw / 2**20:.1f} MiB of raw float16 "
+            f"({settings.compression}: {size / raw:.3f})"
+        )
         spark.stop()
         if not args.skip_read:
             figures.update(time_reads(shards, params))
@@ -316,7 +352,7 @@ def time_reads(shards: Path, params) -> dict:
         return stack.shape[0]
 
     figures = {}
-    for attempt in range(2):  # the first pass warms the page cache
+    for _attempt in range(2):  # the first pass warms the page cache
         started = time.perf_counter()
         n = 0
         for path in sorted(shards.glob("*.parquet")):
@@ -326,10 +362,16 @@ def time_reads(shards: Path, params) -> dict:
         t_arrow = time.perf_counter() - started
         started = time.perf_counter()
         m = 0
-        with make_batch_reader(shards.as_uri(), schema_fields=["track_id", "mel"], num_epochs=1, workers_count=2) as reader:
+        with make_batch_reader(
+            shards.as_uri(), schema_fields=["track_id", "mel"], num_epochs=1, workers_count=2
+        ) as reader:
             for batch in reader:
                 values = list(batch.mel)
-                m += np.frombuffer(b"".join(values), dtype=MEL_DTYPE).reshape((len(values),) + tuple(params.shape)).shape[0]
+                m += (
+                    np.frombuffer(b"".join(values), dtype=MEL_DTYPE)
+                    .reshape((len(values),) + tuple(params.shape))
+                    .shape[0]
+                )
         t_peta = time.perf_counter() - started
         assert m == n, f"petastorm read {m} spectrograms, pyarrow {n}"
     figures["read_pyarrow_samples_per_s"] = round(n / t_arrow, 1)

@@ -27,9 +27,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -111,8 +112,8 @@ def worker(catalogue: Path, out: Path, overrides: Sequence[str]) -> dict[str, An
     from pyspark.sql import functions as F
 
     from ctx_spark.label.rules import context_matcher, match_playlists
-    from ctx_spark.spark import SparkSettings, get_spark
     from ctx_spark.label.run import LabelInputs, read_inputs, run_label_stage
+    from ctx_spark.spark import SparkSettings, get_spark
 
     cfg = load_config(overrides=overrides)
     spark = get_spark("ctx-spark bench label", cfg.section("spark", SparkSettings))
@@ -148,12 +149,21 @@ def _mib(value: Optional[float]) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1M,5M,20M", help="comma-separated playlist-track row counts")
-    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "ctx-spark-bench"),
-                        help="where generated catalogues and outputs live (reused between runs)")
+    parser.add_argument(
+        "--cache",
+        default=str(Path(tempfile.gettempdir()) / "ctx-spark-bench"),
+        help="where generated catalogues and outputs live (reused between runs)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--driver-memory", default="4g", help="spark.driver.memory of each run")
-    parser.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                        help="config override passed to each run (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="config override passed to each run (repeatable)",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("CATALOGUE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     overrides = [f"spark.conf.spark.driver.memory={args.driver_memory}", *args.overrides]
@@ -162,28 +172,46 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
     cache = Path(args.cache)
-    env = dict(os.environ, SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
-               PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
+    env = dict(
+        os.environ,
+        SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+        PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable),
+    )
     results = []
     for rows in sizes:
         catalogue = ensure_catalogue(cache, rows, args.seed)
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(catalogue),
-                   str(cache / f"labels-{rows}"), "--driver-memory", args.driver_memory]
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            str(catalogue),
+            str(cache / f"labels-{rows}"),
+            "--driver-memory",
+            args.driver_memory,
+        ]
         command += [x for o in args.overrides for x in ("--set", o)]
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
-        line = next(l for l in done.stdout.splitlines() if l.startswith("BENCH "))
-        results.append(json.loads(line[len("BENCH "):]))
+        line = next(row for row in done.stdout.splitlines() if row.startswith("BENCH "))
+        results.append(json.loads(line[len("BENCH ") :]))
         r = results[-1]
         print(f"size {rows}: {r['rows']} rows in {r['seconds']:.1f} s", file=sys.stderr)
-    print(f"{'rows':>11} {'playlists':>9} {'seconds':>8} {'rows/s':>9} {'JVM peak':>9} {'Py peak':>8} "
-          f"{'worker':>7} {'matched rows':>13} {'matched %':>9} {'shuffled':>10} {'largest':>10} {'labelled':>8}")
+    print(
+        f"{'rows':>11} {'playlists':>9} {'seconds':>8} {'rows/s':>9} {'JVM peak':>9} {'Py peak':>8} "
+        f"{'worker':>7} {'matched rows':>13} {'matched %':>9} {'shuffled':>10} {'largest':>10} {'labelled':>8}"
+    )
     for r in results:
-        print(f"{r['rows']:>11,} {r['playlists']:>9,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} "
-              f"{_mib(r['jvm_peak_mib']):>9} {_mib(r['python_peak_mib']):>8} {_mib(r['worker_peak_mib']):>7} "
-              f"{r['matched_rows']:>13,} {100 * r['matched_rows'] / r['rows']:>8.1f}% {r['shuffle_records']:>10,} "
-              f"{r['largest_shuffle']:>10,} {r['tracks_labelled']:>8,}")
-    print(f"(memory in MiB, VmHWM; driver max heap {_mib(results[0]['jvm_max_heap_mib'])} MiB; 'shuffled' = all "
-          "shuffle records written by the run, 'largest' = by its largest stage)" if results else "no sizes")
+        print(
+            f"{r['rows']:>11,} {r['playlists']:>9,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} "
+            f"{_mib(r['jvm_peak_mib']):>9} {_mib(r['python_peak_mib']):>8} {_mib(r['worker_peak_mib']):>7} "
+            f"{r['matched_rows']:>13,} {100 * r['matched_rows'] / r['rows']:>8.1f}% {r['shuffle_records']:>10,} "
+            f"{r['largest_shuffle']:>10,} {r['tracks_labelled']:>8,}"
+        )
+    print(
+        f"(memory in MiB, VmHWM; driver max heap {_mib(results[0]['jvm_max_heap_mib'])} MiB; 'shuffled' = all "
+        "shuffle records written by the run, 'largest' = by its largest stage)"
+        if results
+        else "no sizes"
+    )
     return 0
 
 

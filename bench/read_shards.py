@@ -16,21 +16,22 @@ Prints samples/s, each measured over one full pass of the split:
   batches, samples/s at the configured batch size.
 
 Each line gives wall-clock samples/s and samples per CPU-second of the whole process (all
-threads): on a shared machine the second is the steadier figure. Files just written sit in the OS page cache, so the readers' figures are decode/CPU bound,
-not disk bound. The trainer's input is not the bottleneck when its pipeline's samples/s is
-well above the training step's.
+threads): on a shared machine the second is the steadier figure. Files just written sit
+in the OS page cache, so the readers' figures are decode/CPU bound, not disk bound. The
+trainer's input is not the bottleneck when its pipeline's samples/s is well above the
+training step's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections import OrderedDict
 import os
 import sys
 import tempfile
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,11 +40,11 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 
-from ctx_spark.shards import contract  # noqa: E402
 from ctx_spark.config import load_config  # noqa: E402
-from training.settings import train_settings  # noqa: E402
 from ctx_spark.fs import dataset_url  # noqa: E402
+from ctx_spark.shards import contract  # noqa: E402
 from ctx_spark.shards.reader import open_split, table_arrays  # noqa: E402
+from training.settings import train_settings  # noqa: E402
 
 
 def _timed(fn):
@@ -57,9 +58,15 @@ def petastorm_alone(split, workers: int, pool: str) -> int:
     from petastorm import make_batch_reader
 
     rows = 0
-    with make_batch_reader(dataset_url(split.path), schema_fields=[contract.MEL] + list(contract.TARGET_COLUMNS),
-                           num_epochs=1, workers_count=workers, reader_pool_type=pool,
-                           shuffle_row_groups=True, seed=1) as reader:
+    with make_batch_reader(
+        dataset_url(split.path),
+        schema_fields=[contract.MEL] + list(contract.TARGET_COLUMNS),
+        num_epochs=1,
+        workers_count=workers,
+        reader_pool_type=pool,
+        shuffle_row_groups=True,
+        seed=1,
+    ) as reader:
         for batch in reader:
             rows += len(batch.mel)
     return rows
@@ -70,8 +77,9 @@ def pyarrow_alone(split, n_contexts: int) -> int:
     columns = [contract.MEL] + list(contract.TARGET_COLUMNS)
     for k in np.random.default_rng(1).permutation(len(split.row_groups)):
         group = split.row_groups[int(k)]
-        arrays = table_arrays(split.read_row_group(group, columns, files), split.params, n_contexts, group.path,
-                              mel_as_bytes=True)
+        arrays = table_arrays(
+            split.read_row_group(group, columns, files), split.params, n_contexts, group.path, mel_as_bytes=True
+        )
         rows += len(arrays[contract.MEL])
     return rows
 
@@ -126,15 +134,27 @@ def main() -> int:
             target = tmp.name
         params = MelParams.from_dict(cfg.data["audio"])
         started = time.perf_counter()
-        shards = write_synthetic_shards(target, params, n_contexts, {args.split: args.synthetic},
-                                        row_group_size=args.rows_per_group, files_per_split=4)
+        shards = write_synthetic_shards(
+            target,
+            params,
+            n_contexts,
+            {args.split: args.synthetic},
+            row_group_size=args.rows_per_group,
+            files_per_split=4,
+        )
         print(f"wrote {args.synthetic} synthetic {params.shape} rows in {time.perf_counter() - started:.1f} s")
     if not shards:
         parser.error("give --shards or --synthetic")
     split = open_split(shards, args.split)
-    size = sum(os.path.getsize(g.path) for g in {g.path: g for g in split.row_groups}.values()) if "://" not in shards else 0
-    print(f"split {split.path}: {split.rows} rows, {len(split.row_groups)} row groups, mel {split.params.shape}, "
-          f"{size / 1e6:.0f} MB; workers {workers}; batch {settings.data.batch_size}; {os.cpu_count()} CPUs")
+    size = (
+        sum(os.path.getsize(g.path) for g in {g.path: g for g in split.row_groups}.values())
+        if "://" not in shards
+        else 0
+    )
+    print(
+        f"split {split.path}: {split.rows} rows, {len(split.row_groups)} row groups, mel {split.params.shape}, "
+        f"{size / 1e6:.0f} MB; workers {workers}; batch {settings.data.batch_size}; {os.cpu_count()} CPUs"
+    )
 
     from dataclasses import replace
 
@@ -147,7 +167,9 @@ def main() -> int:
 
     pyarrow_alone(split, n_contexts)  # warm the page cache and imports
     report("reader alone: pyarrow (1 stream)", *_timed(lambda: pyarrow_alone(split, n_contexts)))
-    report(f"reader alone: petastorm thread pool ({workers})", *_timed(lambda: petastorm_alone(split, workers, "thread")))
+    report(
+        f"reader alone: petastorm thread pool ({workers})", *_timed(lambda: petastorm_alone(split, workers, "thread"))
+    )
     report("reader alone: petastorm dummy pool (1)", *_timed(lambda: petastorm_alone(split, 1, "dummy")))
 
     import tensorflow as tf  # noqa: F401
@@ -155,7 +177,10 @@ def main() -> int:
     for reader in ("pyarrow", "petastorm"):
         data_settings = replace(settings.data, reader=reader, workers=workers)
         pipeline(split, data_settings, n_contexts)  # trace the graph once
-        report(f"tf.data pipeline: {reader} ({workers} streams)", *_timed(lambda: pipeline(split, data_settings, n_contexts)))
+        report(
+            f"tf.data pipeline: {reader} ({workers} streams)",
+            *_timed(lambda data_settings=data_settings: pipeline(split, data_settings, n_contexts)),
+        )
 
     from training import data
 
@@ -171,6 +196,7 @@ def main() -> int:
         model = compile_model(build_model(settings.model, (n_frames, n_mels), n_contexts), settings, n_contexts)
         x, y = next(iter(memory))
         model.train_on_batch(x, y)  # build and trace
+
         def steps():
             for _ in range(args.train_steps):
                 model.train_on_batch(x, y)
@@ -180,8 +206,10 @@ def main() -> int:
         report(name, *_timed(steps))
         for reader in ("pyarrow", "petastorm"):
             pipe = figures[f"tf.data pipeline: {reader} ({workers} streams)"]
-            print(f"{reader} pipeline / training step: {pipe['samples_per_s'] / figures[name]['samples_per_s']:.1f}x "
-                  f"samples/s, {pipe['samples_per_cpu_s'] / figures[name]['samples_per_cpu_s']:.1f}x samples/CPU-s")
+            print(
+                f"{reader} pipeline / training step: {pipe['samples_per_s'] / figures[name]['samples_per_s']:.1f}x "
+                f"samples/s, {pipe['samples_per_cpu_s'] / figures[name]['samples_per_cpu_s']:.1f}x samples/CPU-s"
+            )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(figures, handle, indent=2)

@@ -71,8 +71,14 @@ def build_audio(directory: Path, per_clip: int, clips: Path, seed: int) -> dict[
         for j in range(per_clip):
             track_id = 1 + k * per_clip + j
             ext = "mp3" if j % 2 else "ogg"
-            jobs.append((str(clips / name), str(directory / f"{track_id}.{ext}"),
-                         float(rng.uniform(0, 60)), float(rng.uniform(30, 60))))
+            jobs.append(
+                (
+                    str(clips / name),
+                    str(directory / f"{track_id}.{ext}"),
+                    float(rng.uniform(0, 60)),
+                    float(rng.uniform(30, 60)),
+                )
+            )
             recording_of[track_id] = k
     marker = directory / f"complete-{per_clip}-{seed}"
     if not marker.exists():
@@ -103,7 +109,7 @@ def write_catalogue(directory: Path, recording_of: dict[int, int], per_clip: int
                 pid = len(playlists) + 1
                 template = TITLES[int(rng.integers(len(TITLES)))]
                 playlists.append((pid, template.format(c=c, C=c.upper())))
-                rows += [(pid, int(t)) for t in order[start:start + PLAYLIST_SIZE]]
+                rows += [(pid, int(t)) for t in order[start : start + PLAYLIST_SIZE]]
     for _ in range(len(playlists) // 4):  # playlists whose titles name no context
         pid = len(playlists) + 1
         playlists.append((pid, f"favourites {pid}"))
@@ -112,8 +118,13 @@ def write_catalogue(directory: Path, recording_of: dict[int, int], per_clip: int
     tables = {
         "playlists": pa.table({"playlist_id": [p for p, _ in playlists], "title": [t for _, t in playlists]}),
         "playlist_tracks": pa.table({"playlist_id": [p for p, _ in rows], "track_id": [t for _, t in rows]}),
-        "tracks": pa.table({"track_id": track_ids, "artist_id": [artist[t] for t in track_ids],
-                            "album_id": [artist[t] for t in track_ids]}),
+        "tracks": pa.table(
+            {
+                "track_id": track_ids,
+                "artist_id": [artist[t] for t in track_ids],
+                "album_id": [artist[t] for t in track_ids],
+            }
+        ),
     }
     paths = {}
     for name, table in tables.items():
@@ -128,8 +139,12 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch", type=int, default=16, help="batch size (the paper: 32)")
     parser.add_argument("--variants", default="none,negative_exact,negative_ignore_zeros,both_exact,both_ignore_zeros")
-    parser.add_argument("--learning-rate", type=float, default=1.0,
-                        help="Adadelta's learning rate (the paper's 0.1 barely moves in a few hundred steps)")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1.0,
+        help="Adadelta's learning rate (the paper's 0.1 barely moves in a few hundred steps)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "ctx-spark-real-clips"))
@@ -147,38 +162,62 @@ def main() -> int:
     paths = write_catalogue(work / "catalogue", recording_of, args.per_clip, args.seed)
 
     from ctx_spark.config import load_config
-    from ctx_spark.spark import SparkSettings, get_spark
     from ctx_spark.dataset.run import run_dataset_stage
     from ctx_spark.extract.run import ExtractInputs, run_extract_stage
     from ctx_spark.label.run import LabelInputs, run_label_stage
+    from ctx_spark.spark import SparkSettings, get_spark
 
     figures: dict[str, object] = {}
     cfg = load_config(overrides=[f"spark.master={args.master}"])
     spark = get_spark("ctx-spark real clips", cfg.section("spark", SparkSettings))
     started = time.perf_counter()
     label = run_label_stage(spark, cfg, LabelInputs(**paths), str(work / "labels"))
-    figures["label"] = {"tracks_labelled": label["tracks_labelled"], "playlists_kept": label["playlists_kept"],
-                        "seconds": round(time.perf_counter() - started, 1)}
+    figures["label"] = {
+        "tracks_labelled": label["tracks_labelled"],
+        "playlists_kept": label["playlists_kept"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     started = time.perf_counter()
     dataset = run_dataset_stage(spark, cfg, str(work / "labels" / "track_labels"), str(work / "dataset"))
     figures["dataset"] = {"tracks": dataset["dataset"]["tracks"], "seconds": round(time.perf_counter() - started, 1)}
     started = time.perf_counter()
-    extract = run_extract_stage(spark, cfg, ExtractInputs(audio_dir=str(audio), dataset=str(work / "dataset")),
-                                str(work / "shards"))
-    figures["extract"] = {"written": extract["written"], "failed": extract["failed"],
-                          "seconds": round(time.perf_counter() - started, 1)}
+    extract = run_extract_stage(
+        spark, cfg, ExtractInputs(audio_dir=str(audio), dataset=str(work / "dataset")), str(work / "shards")
+    )
+    figures["extract"] = {
+        "written": extract["written"],
+        "failed": extract["failed"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
     spark.stop()
-    print(json.dumps({"tracks_labelled_per_context": label["tracks_labelled_per_context"],
-                      "dataset": {k: v for k, v in dataset.items() if k in ("dataset", "split")}},
-                     indent=1, default=str), flush=True)
+    print(
+        json.dumps(
+            {
+                "tracks_labelled_per_context": label["tracks_labelled_per_context"],
+                "dataset": {k: v for k, v in dataset.items() if k in ("dataset", "split")},
+            },
+            indent=1,
+            default=str,
+        ),
+        flush=True,
+    )
 
     from training.compare import run_comparison
 
-    overrides = [f"train.epochs={args.epochs}", f"train.optimizer.learning_rate={args.learning_rate}",
-                 f"train.seed={args.seed}", f"train.data.batch_size={args.batch}"]
+    overrides = [
+        f"train.epochs={args.epochs}",
+        f"train.optimizer.learning_rate={args.learning_rate}",
+        f"train.seed={args.seed}",
+        f"train.data.batch_size={args.batch}",
+    ]
     started = time.perf_counter()
-    comparison = run_comparison(None, overrides, str(work / "shards"), str(work / "compare"),
-                                variants=[v for v in args.variants.split(",") if v])
+    comparison = run_comparison(
+        None,
+        overrides,
+        str(work / "shards"),
+        str(work / "compare"),
+        variants=[v for v in args.variants.split(",") if v],
+    )
     figures["train_and_evaluate_seconds"] = round(time.perf_counter() - started, 1)
     figures["runs"] = comparison["runs"]
     print(json.dumps(figures, indent=1, default=str))

@@ -39,15 +39,16 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 for _path in (str(ROOT), str(ROOT / "bench")):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from ctx_spark.testing.standalone import EXECUTOR_CLASS, StandaloneCluster, process_tree, cmdline  # noqa: E402
+from ctx_spark.testing.standalone import EXECUTOR_CLASS, StandaloneCluster, cmdline, process_tree  # noqa: E402
 
 MIB = 1 << 20
 
@@ -82,8 +83,13 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.root_pid = root_pid
         self.interval = interval
-        self.peaks = {"executor_jvm_rss": 0.0, "executor_jvm_hwm": 0.0, "python_max": 0.0,
-                      "python_total": 0.0, "python_processes": 0}
+        self.peaks = {
+            "executor_jvm_rss": 0.0,
+            "executor_jvm_hwm": 0.0,
+            "python_max": 0.0,
+            "python_total": 0.0,
+            "python_processes": 0,
+        }
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -144,8 +150,9 @@ def spark_view(spark) -> dict[str, Any]:
     }
 
 
-def measure(cluster: StandaloneCluster, name: str, settings: dict[str, str],
-            job: Callable[[Any], dict]) -> dict[str, Any]:
+def measure(
+    cluster: StandaloneCluster, name: str, settings: dict[str, str], job: Callable[[Any], dict]
+) -> dict[str, Any]:
     """Run ``job(spark)`` as its own application on ``cluster`` and measure it."""
     from ctx_spark.config import load_config
     from ctx_spark.spark import SparkSettings, get_spark
@@ -169,13 +176,14 @@ def measure(cluster: StandaloneCluster, name: str, settings: dict[str, str],
 def label_job(catalogue: Path, out: Path) -> Callable[[Any], dict]:
     def run(spark) -> dict:
         from ctx_spark.config import load_config
-        from ctx_spark.sources.synthetic import table_paths
         from ctx_spark.label.run import LabelInputs, run_label_stage
+        from ctx_spark.sources.synthetic import table_paths
 
         paths = table_paths(catalogue)
         inputs = LabelInputs(paths["playlists"], paths["playlist_tracks"], paths["tracks"])
         report = run_label_stage(spark, load_config(), inputs, str(out))
         return {"rows": report["rows_read"]["playlist_tracks"], "tracks_labelled": report["tracks_labelled"]}
+
     return run
 
 
@@ -184,16 +192,19 @@ def extract_job(audio: Path, out: Path) -> Callable[[Any], dict]:
         from ctx_spark.config import load_config
         from ctx_spark.extract.run import ExtractInputs, run_extract_stage
 
-        report = run_extract_stage(spark, load_config(overrides=["extract.incremental=false"]),
-                                   ExtractInputs(audio_dir=str(audio)), str(out))
+        report = run_extract_stage(
+            spark, load_config(overrides=["extract.incremental=false"]), ExtractInputs(audio_dir=str(audio)), str(out)
+        )
         return {"rows": report["tracks_in"], "written": report["written_total"], "failed": report["failed_total"]}
+
     return run
 
 
 def ensure_catalogue(cache: Path, rows: int, seed: int = 0) -> Path:
+    from dataclasses import asdict
+
     from ctx_spark.config import load_config
     from ctx_spark.sources.synthetic import MANIFEST, CatalogueParams, generate_catalogue
-    from dataclasses import asdict
 
     cfg = load_config()
     params = CatalogueParams(rows=rows, seed=seed)
@@ -253,17 +264,26 @@ def recommend(result: dict[str, Any], cores: int) -> dict[str, str]:
 def print_result(result: dict[str, Any], cores: int) -> None:
     proc, view = result["proc"], result["spark"]
     peak = view["peak"]
-    print(f"\n== {result['job']}: {json.dumps(result['report'])} in {result['seconds']:.1f} s "
-          f"({view['stages']} stages, {view['executors']} executor(s) with {cores} cores)")
-    print(f"  executor JVM      RSS peak {proc['executor_jvm_rss']:8,.0f}   VmHWM {proc['executor_jvm_hwm']:8,.0f}   "
-          f"heap used peak {peak.get('JVMHeapMemory', 0):8,.0f}   off-heap peak {peak.get('JVMOffHeapMemory', 0):6,.0f}"
-          f"   (storage memory {view['max_heap_mib']:,.0f})")
-    print(f"  Python workers    largest {proc['python_max']:8,.0f}   all at once {proc['python_total']:8,.0f}   "
-          f"processes {proc['python_processes']}   (Spark's view: tree RSS "
-          f"{peak.get('ProcessTreePythonRSSMemory', 0):,.0f}, JVM tree RSS {peak.get('ProcessTreeJVMRSSMemory', 0):,.0f})")
-    print(f"  shuffle written   {view['shuffle_write_mib']:8,.1f} (largest stage {view['largest_shuffle_write_mib']:,.1f})   "
-          f"spilled memory {view['memory_spilled_mib']:,.1f} disk {view['disk_spilled_mib']:,.1f}   "
-          f"peak execution memory of a task {view['task_execution_memory_mib']:,.1f}   input {view['input_mib']:,.1f}")
+    print(
+        f"\n== {result['job']}: {json.dumps(result['report'])} in {result['seconds']:.1f} s "
+        f"({view['stages']} stages, {view['executors']} executor(s) with {cores} cores)"
+    )
+    print(
+        f"  executor JVM      RSS peak {proc['executor_jvm_rss']:8,.0f}   VmHWM {proc['executor_jvm_hwm']:8,.0f}   "
+        f"heap used peak {peak.get('JVMHeapMemory', 0):8,.0f}   off-heap peak {peak.get('JVMOffHeapMemory', 0):6,.0f}"
+        f"   (storage memory {view['max_heap_mib']:,.0f})"
+    )
+    print(
+        f"  Python workers    largest {proc['python_max']:8,.0f}   all at once {proc['python_total']:8,.0f}   "
+        f"processes {proc['python_processes']}   (Spark's view: tree RSS "
+        f"{peak.get('ProcessTreePythonRSSMemory', 0):,.0f}, JVM tree RSS {peak.get('ProcessTreeJVMRSSMemory', 0):,.0f})"
+    )
+    print(
+        f"  shuffle written   {view['shuffle_write_mib']:8,.1f} "
+        f"(largest stage {view['largest_shuffle_write_mib']:,.1f})   "
+        f"spilled memory {view['memory_spilled_mib']:,.1f} disk {view['disk_spilled_mib']:,.1f}   "
+        f"peak execution memory of a task {view['task_execution_memory_mib']:,.1f}   input {view['input_mib']:,.1f}"
+    )
     print("  suggested         " + "   ".join(f"{k}={v}" for k, v in recommend(result, cores).items()))
 
 
@@ -296,8 +316,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         "spark.sql.shuffle.partitions": str(4 * args.cores),
     }
     memory_mib = parse_memory_mib(args.executor_memory) + 1024  # the worker offers a little more
-    cluster = StandaloneCluster(Path(tempfile.mkdtemp(prefix="ctx-spark-sizing-")), worker_cores=args.cores,
-                                worker_memory=f"{memory_mib}m")
+    cluster = StandaloneCluster(
+        Path(tempfile.mkdtemp(prefix="ctx-spark-sizing-")), worker_cores=args.cores, worker_memory=f"{memory_mib}m"
+    )
     results = []
     try:
         cluster.start(workers=1)
@@ -311,9 +332,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"executor: {args.cores} cores, spark.executor.memory={args.executor_memory}; memory in MiB")
     for result in results:
         print_result(result, args.cores)
-    print("\nrule: executor.memory = max(1 GiB, 1.5 x heap used peak, to 512 MiB); memoryOverhead = "
-          "max(384 MiB, 1.25 x (JVM RSS - heap used + cores x largest Python worker), to 128 MiB). "
-          "Python workers live in the overhead (no spark.executor.pyspark.memory set).")
+    print(
+        "\nrule: executor.memory = max(1 GiB, 1.5 x heap used peak, to 512 MiB); memoryOverhead = "
+        "max(384 MiB, 1.25 x (JVM RSS - heap used + cores x largest Python worker), to 128 MiB). "
+        "Python workers live in the overhead (no spark.executor.pyspark.memory set)."
+    )
     return 0
 
 

@@ -41,9 +41,9 @@ def main() -> int:
 
     import keras
 
-    from ctx_spark.shards import contract
     from ctx_spark.audio.params import MelParams
     from ctx_spark.config import load_config
+    from ctx_spark.shards import contract
     from training.model import build_model, compile_model
     from training.settings import TrainSettings
 
@@ -53,8 +53,12 @@ def main() -> int:
     n_contexts = len(cfg.contexts.names)
     n_mels, n_frames = params.shape
     rng = np.random.default_rng(0)
-    figures: dict[str, object] = {"backend": keras.backend.backend(), "device": _device(keras.backend.backend()),
-                                  "loss_variant": settings.loss.variant, "runs": []}
+    figures: dict[str, object] = {
+        "backend": keras.backend.backend(),
+        "device": _device(keras.backend.backend()),
+        "loss_variant": settings.loss.variant,
+        "runs": [],
+    }
     print(f"Keras {keras.__version__} on {figures['backend']}, device: {figures['device']}", flush=True)
     for batch in [int(b) for b in args.batch.split(",")]:
         model = compile_model(build_model(settings.model, (n_frames, n_mels), n_contexts, seed=1), settings, n_contexts)
@@ -69,12 +73,20 @@ def main() -> int:
             loss = model.train_on_batch(x, y)
         _ = float(np.asarray(loss if np.ndim(loss) == 0 else loss[0]))  # wait for the device
         seconds = time.perf_counter() - started
-        run = {"batch": batch, "steps": args.steps, "seconds": round(seconds, 3),
-               "ms_per_step": round(1000 * seconds / args.steps, 2),
-               "samples_per_s": round(batch * args.steps / seconds, 1), "params": model.count_params()}
+        run = {
+            "batch": batch,
+            "steps": args.steps,
+            "seconds": round(seconds, 3),
+            "ms_per_step": round(1000 * seconds / args.steps, 2),
+            "samples_per_s": round(batch * args.steps / seconds, 1),
+            "params": model.count_params(),
+        }
         figures["runs"].append(run)
-        print(f"batch {batch:4d}: {run['ms_per_step']:9.2f} ms/step, {run['samples_per_s']:9.1f} samples/s "
-              f"({run['params']:,} params)", flush=True)
+        print(
+            f"batch {batch:4d}: {run['ms_per_step']:9.2f} ms/step, {run['samples_per_s']:9.1f} samples/s "
+            f"({run['params']:,} params)",
+            flush=True,
+        )
         keras.backend.clear_session()
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")

@@ -16,8 +16,9 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 from ctx_spark import __version__
 from ctx_spark.config import Config, load_config
@@ -59,8 +60,7 @@ COMMANDS: dict[str, tuple[str, str, Optional[str]]] = {
     "refresh": ("ctx_spark.refresh.cli:REFRESH", "re-run the chain as one locked, resumable snapshot", None),
     "report": ("ctx_spark.explorer.cli:REPORT", "write the static HTML report site of a snapshot", None),
     "top": ("ctx_spark.commands:TOP", "print the top tracks of a context", None),
-    "config": ("ctx_spark.commands:CONFIG", "print the effective configuration and where each value came from",
-               None),
+    "config": ("ctx_spark.commands:CONFIG", "print the effective configuration and where each value came from", None),
 }
 
 #: extra -> the packages it installs that its commands import.
@@ -95,7 +95,11 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--conf`` and repeatable ``--set``, which every subcommand takes."""
     parser.add_argument("--conf", metavar="FILE", help="YAML file overriding the defaults (same nesting)")
     parser.add_argument(
-        "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
         help="override one setting, e.g. --set label.min_playlists=5 (repeatable; value parsed as YAML)",
     )
 
@@ -155,7 +159,8 @@ def _top_parser() -> argparse.ArgumentParser:
 def command_parser(name: str, command: Command) -> argparse.ArgumentParser:
     """The parser of one subcommand (its options, then ``--conf`` and ``--set``)."""
     parser = argparse.ArgumentParser(
-        prog=f"ctx-spark {name}", description=command.description,
+        prog=f"ctx-spark {name}",
+        description=command.description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     command.add_arguments(parser)
@@ -186,4 +191,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CtxSparkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-

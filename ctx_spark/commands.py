@@ -26,8 +26,9 @@ def _top(args: argparse.Namespace, cfg: Config) -> int:
     from ctx_spark.results import format_top, scores_of_snapshot, top_tracks
 
     if args.context not in cfg.contexts.names:
-        raise InputError(f"--context {args.context!r} is not a configured context; "
-                         f"one of: {', '.join(cfg.contexts.names)}")
+        raise InputError(
+            f"--context {args.context!r} is not a configured context; one of: {', '.join(cfg.contexts.names)}"
+        )
     if args.top < 1:
         raise InputError("--top must be at least 1")
     scores = args.scores or scores_of_snapshot(args.snapshot)

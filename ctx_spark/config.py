@@ -24,9 +24,10 @@ import importlib.resources
 import os
 import types
 import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Optional, TypeVar
 
 import yaml
 
@@ -91,8 +92,9 @@ def _leaves(data: Mapping[str, Any], where: str = "") -> Iterable[str]:
             yield path
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any], where: str, source: str,
-           origins: Optional[dict[str, str]] = None) -> None:
+def _merge(
+    base: dict[str, Any], extra: Mapping[str, Any], where: str, source: str, origins: Optional[dict[str, str]] = None
+) -> None:
     """Deep-merge ``extra`` into ``base`` in place, refusing keys the defaults do not have;
     record in ``origins`` where each replaced value came from."""
     for key, value in extra.items():
@@ -271,7 +273,9 @@ def load_config(
         part = _read_yaml(path)
         clash = set(part) & set(data)
         if clash:
-            raise ConfigError(f"{path}: top-level keys {sorted(clash)} are already defined by another file in {directory}")
+            raise ConfigError(
+                f"{path}: top-level keys {sorted(clash)} are already defined by another file in {directory}"
+            )
         data.update(part)
         sources.append(str(path))
         origins.update({leaf: f"default ({path.name})" for leaf in _leaves(part)})
@@ -282,11 +286,14 @@ def load_config(
         key, value = parse_override(text)
         _apply_override(data, key, value)
         sources.append(f"--set {text}")
-        origins.update({leaf: f"--set {text}" for leaf in (_leaves({key: value}) if isinstance(value, Mapping) else [key])})
+        origins.update(
+            {leaf: f"--set {text}" for leaf in (_leaves({key: value}) if isinstance(value, Mapping) else [key])}
+        )
     return Config(data, sources, origins)
 
 
 # --- typed sections ---------------------------------------------------------------------
+
 
 def from_mapping(cls: type[T], raw: Any, where: str) -> T:
     """Build dataclass ``cls`` from a mapping, checking names and types recursively.

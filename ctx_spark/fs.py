@@ -49,7 +49,7 @@ def local_path(text: str) -> Optional[str]:
     A ``file://host/...`` URI for another host is not local (None).
     """
     if text.startswith("file:"):
-        rest = text[len("file:"):]
+        rest = text[len("file:") :]
         if rest.startswith("//"):
             host, _, tail = rest[2:].partition("/")
             if host not in ("", "localhost"):

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Collection, Iterator, Mapping, Optional
+from typing import Any, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -127,7 +128,7 @@ def list_dir(spark: SparkSession, path: str) -> list[str]:
 
 def _rename(spark: SparkSession, src: str, dst: str) -> None:
     if not _fs(spark, src).rename(_jvm_path(spark, src), _jvm_path(spark, dst)):
-        raise IOError(f"could not rename {src} to {dst}")
+        raise OSError(f"could not rename {src} to {dst}")
 
 
 def publish(spark: SparkSession, staging: str, final: str) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -59,7 +60,10 @@ def stage(logger: logging.Logger, name: str) -> Iterator[StageTimer]:
     if timer.rows is not None:
         logger.info(
             "stage %s: done in %.1f s, %d rows (%.0f rows/s)",
-            name, timer.seconds, timer.rows, timer.rate or 0.0,
+            name,
+            timer.seconds,
+            timer.rows,
+            timer.rate or 0.0,
         )
     else:
         logger.info("stage %s: done in %.1f s", name, timer.seconds)

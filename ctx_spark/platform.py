@@ -53,8 +53,9 @@ def check_versions() -> None:
     """
     low, high = PYTHON
     if sys.version_info[:2] < low or (high and sys.version_info[:2] >= high):
-        raise UnsupportedPlatform(f"Python {sys.version.split()[0]} is not supported; ctx-spark needs Python "
-                                  f"{_describe(low, high)}")
+        raise UnsupportedPlatform(
+            f"Python {sys.version.split()[0]} is not supported; ctx-spark needs Python {_describe(low, high)}"
+        )
     for package, (low, high) in SUPPORTED.items():
         try:
             found = metadata.version(package)

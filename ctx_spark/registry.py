@@ -14,8 +14,9 @@ refresh manifest keeps.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Optional
 
 from pyspark.sql import SparkSession
 
@@ -87,8 +88,15 @@ def _resolve(target: str) -> Callable[..., Any]:
 #: The chained stages, in order.
 def _stage(name: str, output_dir: str, module: str, needs_model: bool = False) -> Stage:
     """A stage whose runner module defines ``run_in_chain``, ``manifest_rows`` and ``manifest_line``."""
-    return Stage(name, output_dir, name, f"{module}:run_in_chain", f"{module}:manifest_rows",
-                 f"{module}:manifest_line", needs_model)
+    return Stage(
+        name,
+        output_dir,
+        name,
+        f"{module}:run_in_chain",
+        f"{module}:manifest_rows",
+        f"{module}:manifest_line",
+        needs_model,
+    )
 
 
 STAGES: tuple[Stage, ...] = (

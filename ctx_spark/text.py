@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Optional
 
 import pandas as pd
 
@@ -26,7 +27,7 @@ _TOKEN_CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd")
 
 
 @lru_cache(maxsize=1)
-def _token_regex() -> "re.Pattern[str]":
+def _token_regex() -> re.Pattern[str]:
     """A compiled ``[...]+`` class covering every code point of a token category.
 
     Building the class walks all of Unicode once (~0.3 s per process); matching then runs in

@@ -22,8 +22,7 @@ PROJECT = "/opt/ctx-spark"
 CATALOGUE = "hdfs:///data/catalogue"
 ROOT = "hdfs:///data/ctx-refresh"
 SPARK_SUBMIT = (
-    "spark-submit --master spark://spark-master:7077 "
-    "--driver-memory 4g --executor-memory 6g --executor-cores 2 "
+    "spark-submit --master spark://spark-master:7077 --driver-memory 4g --executor-memory 6g --executor-cores 2 "
 )
 
 with DAG(
@@ -38,8 +37,7 @@ with DAG(
     refresh = BashOperator(
         task_id="refresh_catalogue",
         bash_command=(
-            f"cd {PROJECT} && {SPARK_SUBMIT} jobs/refresh_catalogue.py "
-            f"--catalogue {CATALOGUE} --root {ROOT}"
+            f"cd {PROJECT} && {SPARK_SUBMIT} jobs/refresh_catalogue.py --catalogue {CATALOGUE} --root {ROOT}"
             # --conf /etc/ctx-spark/refresh.yaml   (e.g. refresh.model, keep_snapshots)
         ),
         execution_timeout=timedelta(hours=12),

@@ -1,14 +1,18 @@
 """spark-submit entry point of ``ctx-spark import-mpd`` (same options; ``ctx-spark import-mpd --help``).
 
-  spark-submit [--master URL ...] jobs/import_mpd.py --slices DIR --out C [--conf FILE] [--set key=value ...]
-  python -m jobs.import_mpd ...   (the same, in local mode)
+Usage::
+
+    spark-submit [--master URL ...] jobs/import_mpd.py \\
+        --slices DIR --out C [--conf FILE] [--set key=value ...]
+    python -m jobs.import_mpd ...   (the same, in local mode)
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -1,14 +1,18 @@
 """spark-submit entry point of ``ctx-spark label`` (same options; ``ctx-spark label --help``).
 
-  spark-submit [--master URL ...] jobs/label_tracks.py --playlists P --playlist-tracks PT --tracks T --out O [--conf FILE] [--set key=value ...]
-  python -m jobs.label_tracks ...   (the same, in local mode)
+Usage::
+
+    spark-submit [--master URL ...] jobs/label_tracks.py \\
+        --playlists P --playlist-tracks PT --tracks T --out O [--conf FILE] [--set key=value ...]
+    python -m jobs.label_tracks ...   (the same, in local mode)
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -1,14 +1,18 @@
 """spark-submit entry point of ``ctx-spark rank-keywords`` (same options; ``ctx-spark rank-keywords --help``).
 
-  spark-submit [--master URL ...] jobs/rank_keywords.py --playlists P --out O   (or --deezer-titles TSV) [--conf FILE] [--set key=value ...]
-  python -m jobs.rank_keywords ...   (the same, in local mode)
+Usage::
+
+    spark-submit [--master URL ...] jobs/rank_keywords.py \\
+        --playlists P --out O   (or --deezer-titles TSV) [--conf FILE] [--set key=value ...]
+    python -m jobs.rank_keywords ...   (the same, in local mode)
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -36,8 +36,12 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parent.parent
 CLIPS = ROOT / "tests" / "fixtures" / "audio"
 TINY_MODEL = [
-    "train.model.conv_filters=[4, 8]", "train.model.dense_units=8", "train.epochs=1",
-    "train.data.batch_size=2", "train.data.shuffle_buffer=4", "train.early_stopping.patience=1",
+    "train.model.conv_filters=[4, 8]",
+    "train.model.dense_units=8",
+    "train.epochs=1",
+    "train.data.batch_size=2",
+    "train.data.shuffle_buffer=4",
+    "train.early_stopping.patience=1",
 ]
 
 
@@ -100,13 +104,17 @@ def _clip_dataset(path: Path) -> dict[int, str]:
     for i, track in enumerate(ids):
         labels = [int((i + c) % 3 == 0) for c in range(m)]
         rows.append((track, splits[i % len(splits)], labels))
-    table = pa.table({
-        "track_id": pa.array([r[0] for r in rows], pa.int64()),
-        "split": pa.array([r[1] for r in rows]),
-        "labels": pa.array([r[2] for r in rows], pa.list_(pa.int8())),
-        **{w: pa.array([[1.0] * m for _ in rows], pa.list_(pa.float32()))
-           for w in ("neg_exact", "neg_ignore_zeros", "pos_tfidf")},
-    })
+    table = pa.table(
+        {
+            "track_id": pa.array([r[0] for r in rows], pa.int64()),
+            "split": pa.array([r[1] for r in rows]),
+            "labels": pa.array([r[2] for r in rows], pa.list_(pa.int8())),
+            **{
+                w: pa.array([[1.0] * m for _ in rows], pa.list_(pa.float32()))
+                for w in ("neg_exact", "neg_ignore_zeros", "pos_tfidf")
+            },
+        }
+    )
     path.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, str(path / "part-0.parquet"))
     return {track: str(clip) for track, clip in ids.items()}
@@ -117,13 +125,29 @@ def run(out: Path, model: str | None, rows: int) -> None:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     cat, labels, data = out / "catalogue", out / "labels", out / "dataset"
-    _run(_cmd(["jobs.generate_catalogue", "--out", str(cat), "--rows", str(rows), "--seed", "42"],
-              ["generate-catalogue", "--out", str(cat), "--rows", str(rows), "--seed", "42"]))
-    label_args = ["--playlists", f"{cat}/playlists", "--playlist-tracks", f"{cat}/playlist_tracks",
-                  "--tracks", f"{cat}/tracks", "--out", str(labels)]
+    _run(
+        _cmd(
+            ["jobs.generate_catalogue", "--out", str(cat), "--rows", str(rows), "--seed", "42"],
+            ["generate-catalogue", "--out", str(cat), "--rows", str(rows), "--seed", "42"],
+        )
+    )
+    label_args = [
+        "--playlists",
+        f"{cat}/playlists",
+        "--playlist-tracks",
+        f"{cat}/playlist_tracks",
+        "--tracks",
+        f"{cat}/tracks",
+        "--out",
+        str(labels),
+    ]
     _run(_cmd(["jobs.label_tracks"] + label_args, ["label"] + label_args))
-    _run(_cmd(["jobs.build_dataset", "--labels", f"{labels}/track_labels", "--out", str(data)],
-              ["dataset", "--labels", f"{labels}/track_labels", "--out", str(data)]))
+    _run(
+        _cmd(
+            ["jobs.build_dataset", "--labels", f"{labels}/track_labels", "--out", str(data)],
+            ["dataset", "--labels", f"{labels}/track_labels", "--out", str(data)],
+        )
+    )
     audio = out / "audio"
     audio.mkdir()
     for track, clip in _clip_dataset(out / "clip_dataset").items():
@@ -134,11 +158,19 @@ def run(out: Path, model: str | None, rows: int) -> None:
     if model is None:
         model = str(out / "run")
         sets = [a for s in TINY_MODEL for a in ("--set", s)]
-        _run(_cmd(["training.train", "--shards", str(mels), "--out", model] + sets,
-                  ["train", "--shards", str(mels), "--out", model] + sets))
+        _run(
+            _cmd(
+                ["training.train", "--shards", str(mels), "--out", model] + sets,
+                ["train", "--shards", str(mels), "--out", model] + sets,
+            )
+        )
     scores = out / "scores"
-    _run(_cmd(["jobs.score_tracks", "--model", model, "--shards", str(mels), "--out", str(scores)],
-              ["score", "--model", model, "--shards", str(mels), "--out", str(scores)]))
+    _run(
+        _cmd(
+            ["jobs.score_tracks", "--model", model, "--shards", str(mels), "--out", str(scores)],
+            ["score", "--model", model, "--shards", str(mels), "--out", str(scores)],
+        )
+    )
     digest(out, model)
 
 
@@ -161,10 +193,13 @@ def digest(out: Path, model: str) -> None:
         for track, blob in zip(table.column("track_id").to_pylist(), table.column("mel").to_pylist()):
             mel_arrays[str(track)] = np.frombuffer(blob, dtype="<f2")
     table = ds.dataset(str(scores / "track_scores"), format="parquet").to_table()
-    score_arrays = {str(t): np.asarray(p, dtype=np.float32)
-                    for t, p in zip(table.column("track_id").to_pylist(), table.column("probabilities").to_pylist())}
-    digests["score/context_rankings"] = {"rows": ds.dataset(str(scores / "context_rankings"), format="parquet",
-                                                            partitioning="hive").count_rows()}
+    score_arrays = {
+        str(t): np.asarray(p, dtype=np.float32)
+        for t, p in zip(table.column("track_id").to_pylist(), table.column("probabilities").to_pylist())
+    }
+    digests["score/context_rankings"] = {
+        "rows": ds.dataset(str(scores / "context_rankings"), format="parquet", partitioning="hive").count_rows()
+    }
     np.savez(out / "mels.npz", **mel_arrays)
     np.savez(out / "scores.npz", **score_arrays)
     (out / "golden.json").write_text(json.dumps({"tables": digests, "model": model}, indent=2) + "\n")
@@ -186,11 +221,14 @@ def compare(a: Path, b: Path, mel_tolerance: float, score_tolerance: float) -> i
             print(f"DIFF  {file}: tracks {sorted(x.files)} | {sorted(y.files)}")
             status = 1
             continue
-        worst = max((float(np.max(np.abs(x[k].astype(np.float64) - y[k].astype(np.float64)))) for k in x.files),
-                    default=0.0)
+        worst = max(
+            (float(np.max(np.abs(x[k].astype(np.float64) - y[k].astype(np.float64)))) for k in x.files), default=0.0
+        )
         ok = worst <= tolerance
-        print(f"{'same ' if ok else 'DIFF '} {file}: {len(x.files)} tracks, largest difference {worst:.6g} "
-              f"(tolerance {tolerance:g})")
+        print(
+            f"{'same ' if ok else 'DIFF '} {file}: {len(x.files)} tracks, largest difference {worst:.6g} "
+            f"(tolerance {tolerance:g})"
+        )
         status |= 0 if ok else 1
     return status
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -85,6 +86,7 @@ def write_catalogue(
         playlist_tracks: (playlist_id, track_id) rows.
         tracks: (track_id, artist_id, album_id) rows; album_id may be None.
     """
+
     def col(rows, i):
         return [r[i] for r in rows]
 

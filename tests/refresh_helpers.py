@@ -39,27 +39,43 @@ SETTINGS = TEST_SPARK_OVERRIDES + (
     "dataset.balance=false",
 )
 
-WEEK1_PLAYLISTS = {1: ("summer party", [1, 2, 3]), 2: ("chill night", [3, 4, 5]), 3: ("sad songs", [5, 6]),
-                   4: ("workout mix", [7, 8]), 5: ("random stuff", [1, 8])}
-WEEK2_PLAYLISTS = {1: ("summer party", [1, 2, 3, 9]), 2: ("chill night", [3, 4, 5, 10]),
-                   4: ("workout mix", [7, 8, 11]), 5: ("random stuff", [1, 8]), 6: ("gym", [7, 12]),
-                   7: ("happy summer", [4])}
+WEEK1_PLAYLISTS = {
+    1: ("summer party", [1, 2, 3]),
+    2: ("chill night", [3, 4, 5]),
+    3: ("sad songs", [5, 6]),
+    4: ("workout mix", [7, 8]),
+    5: ("random stuff", [1, 8]),
+}
+WEEK2_PLAYLISTS = {
+    1: ("summer party", [1, 2, 3, 9]),
+    2: ("chill night", [3, 4, 5, 10]),
+    4: ("workout mix", [7, 8, 11]),
+    5: ("random stuff", [1, 8]),
+    6: ("gym", [7, 12]),
+    7: ("happy summer", [4]),
+}
 #: Tracks 1 and 2 share an artist; every track has its own album.
 ARTIST = {t: (1 if t == 2 else t) for t in range(1, 13)}
 
 
 def _write_tables(catalogue: Path, playlists: dict, track_ids: list[int]) -> None:
     ids = pa.int64()
-    write_parquet_table(catalogue / "playlists" / "part-0.parquet",
-                        {"playlist_id": sorted(playlists), "title": [playlists[p][0] for p in sorted(playlists)]},
-                        pa.schema([("playlist_id", ids), ("title", pa.string())]))
+    write_parquet_table(
+        catalogue / "playlists" / "part-0.parquet",
+        {"playlist_id": sorted(playlists), "title": [playlists[p][0] for p in sorted(playlists)]},
+        pa.schema([("playlist_id", ids), ("title", pa.string())]),
+    )
     pairs = [(p, t) for p in sorted(playlists) for t in playlists[p][1]]
-    write_parquet_table(catalogue / "playlist_tracks" / "part-0.parquet",
-                        {"playlist_id": [p for p, _ in pairs], "track_id": [t for _, t in pairs]},
-                        pa.schema([("playlist_id", ids), ("track_id", ids)]))
-    write_parquet_table(catalogue / "tracks" / "part-0.parquet",
-                        {"track_id": track_ids, "artist_id": [ARTIST[t] for t in track_ids], "album_id": track_ids},
-                        pa.schema([("track_id", ids), ("artist_id", ids), ("album_id", ids)]))
+    write_parquet_table(
+        catalogue / "playlist_tracks" / "part-0.parquet",
+        {"playlist_id": [p for p, _ in pairs], "track_id": [t for _, t in pairs]},
+        pa.schema([("playlist_id", ids), ("track_id", ids)]),
+    )
+    write_parquet_table(
+        catalogue / "tracks" / "part-0.parquet",
+        {"track_id": track_ids, "artist_id": [ARTIST[t] for t in track_ids], "album_id": track_ids},
+        pa.schema([("track_id", ids), ("artist_id", ids), ("album_id", ids)]),
+    )
 
 
 def write_week1(catalogue: Path) -> Path:
@@ -77,11 +93,18 @@ def write_week1_with_audio_column(catalogue: Path, week1: Path) -> Path:
     to week 1's files) instead of an audio directory."""
     _write_tables(catalogue, WEEK1_PLAYLISTS, list(range(1, 9)))
     ids = list(range(1, 9))
-    write_parquet_table(catalogue / "tracks" / "part-0.parquet",
-                        {"track_id": ids, "artist_id": [ARTIST[t] for t in ids], "album_id": ids,
-                         "audio": [str(week1 / "audio" / f"{t}.ogg") for t in ids]},
-                        pa.schema([("track_id", pa.int64()), ("artist_id", pa.int64()), ("album_id", pa.int64()),
-                                   ("audio", pa.string())]))
+    write_parquet_table(
+        catalogue / "tracks" / "part-0.parquet",
+        {
+            "track_id": ids,
+            "artist_id": [ARTIST[t] for t in ids],
+            "album_id": ids,
+            "audio": [str(week1 / "audio" / f"{t}.ogg") for t in ids],
+        },
+        pa.schema(
+            [("track_id", pa.int64()), ("artist_id", pa.int64()), ("album_id", pa.int64()), ("audio", pa.string())]
+        ),
+    )
     return catalogue
 
 

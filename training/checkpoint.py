@@ -62,7 +62,7 @@ class RunState:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "RunState":
+    def from_json(cls, data: dict) -> RunState:
         data = dict(data)
         data["best_loss"] = math.inf if data.get("best_loss") is None else float(data["best_loss"])
         return cls(**data)
@@ -134,7 +134,11 @@ class CheckpointAndEarlyStop(keras.callbacks.Callback):
         self._prune()
         log.info(
             "epoch %d: val_loss %.5f; best %.5f at epoch %d; %d epoch(s) without improvement%s",
-            epoch + 1, loss, state.best_loss, state.best_epoch, state.wait,
+            epoch + 1,
+            loss,
+            state.best_loss,
+            state.best_epoch,
+            state.wait,
             " -> early stop" if state.stopped else "",
         )
 

@@ -11,7 +11,8 @@ every variant at the fixed threshold and at thresholds tuned on validation.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 from ctx_spark.config import load_config
 from ctx_spark.errors import ConfigError
@@ -29,8 +30,9 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def run_comparison(conf_file: Optional[str], overrides: Sequence[str], shards: str, out: str,
-                   variants: Sequence[str] = LOSS_VARIANTS) -> dict[str, Any]:
+def run_comparison(
+    conf_file: Optional[str], overrides: Sequence[str], shards: str, out: str, variants: Sequence[str] = LOSS_VARIANTS
+) -> dict[str, Any]:
     """Train + evaluate each variant under ``out``; returns the Table 2 data."""
     from training.evaluate import run_evaluation
     from training.model import write_json_file
@@ -52,12 +54,21 @@ def run_comparison(conf_file: Optional[str], overrides: Sequence[str], shards: s
             f"fixed {result['fixed_threshold']['threshold']}": result["fixed_threshold"]["macro"],
             f"tuned on {result['tune_split']}": result["tuned_thresholds"]["macro"],
         }
-        runs[variant] = {"run_dir": run_dir, "best_epoch": report["best_epoch"],
-                         "epochs_completed": report["epochs_completed"], "best_val_loss": report["best_val_loss"]}
+        runs[variant] = {
+            "run_dir": run_dir,
+            "best_epoch": report["best_epoch"],
+            "epochs_completed": report["epochs_completed"],
+            "best_val_loss": report["best_val_loss"],
+        }
     title = f"Loss variants on the {result['test_split']} split (macro averages)"
     _write_text(os.path.join(out, "table2.md"), tables.table2_markdown(macros, title))
     _write_text(os.path.join(out, "table2.csv"), tables.table2_csv(macros))
-    comparison = {"shards": shards, "variants": list(variants), "macro": macros, "runs": runs,
-                  "paper_table1_macro": tables.PAPER_TABLE1_MACRO}
+    comparison = {
+        "shards": shards,
+        "variants": list(variants),
+        "macro": macros,
+        "runs": runs,
+        "paper_table1_macro": tables.PAPER_TABLE1_MACRO,
+    }
     write_json_file(os.path.join(out, "table2.json"), comparison)
     return comparison

@@ -32,17 +32,18 @@ import math
 import re
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from ctx_spark.shards import contract
 from ctx_spark.errors import InputError
-from training.settings import DataSettings
 from ctx_spark.fs import dataset_url
+from ctx_spark.shards import contract
 from ctx_spark.shards.reader import ShardSplit, table_arrays
+from training.settings import DataSettings
 
 _INPUT_ERROR = re.compile(r"InputError: (.*)")
 
@@ -78,6 +79,7 @@ def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int) -> di
 
 # --- readers: one pass over a split, as a dataset of row-group-sized dicts ---------------
 
+
 def _pyarrow_generator(split: ShardSplit, columns: Sequence[str], n_contexts: int):
     groups = split.row_groups
 
@@ -90,8 +92,9 @@ def _pyarrow_generator(split: ShardSplit, columns: Sequence[str], n_contexts: in
         for k in order[part::parts]:
             group = groups[int(k)]
             table = split.read_row_group(group, columns, files)
-            arrays = table_arrays(table, split.params, n_contexts, f"{group.path} row group {group.index}",
-                                  mel_as_bytes=True)
+            arrays = table_arrays(
+                table, split.params, n_contexts, f"{group.path} row group {group.index}", mel_as_bytes=True
+            )
             if contract.TRACK_ID in arrays and arrays[contract.TRACK_ID].dtype == object:
                 arrays[contract.TRACK_ID] = arrays[contract.TRACK_ID].astype(bytes)
             if shuffle:
@@ -115,9 +118,15 @@ def _petastorm_generator(split: ShardSplit, columns: Sequence[str], n_contexts: 
             # ends passes early at random, silently losing row groups (docs/training.md, "Input
             # pipeline"); parallelism comes from interleaving `parts` sharded readers.
             reader = make_batch_reader(
-                url, schema_fields=list(columns), num_epochs=1, reader_pool_type="dummy",
-                shuffle_row_groups=shuffle, shuffle_rows=shuffle, seed=seed if shuffle else None,
-                cur_shard=part if parts > 1 else None, shard_count=parts if parts > 1 else None,
+                url,
+                schema_fields=list(columns),
+                num_epochs=1,
+                reader_pool_type="dummy",
+                shuffle_row_groups=shuffle,
+                shuffle_rows=shuffle,
+                seed=seed if shuffle else None,
+                cur_shard=part if parts > 1 else None,
+                shard_count=parts if parts > 1 else None,
             )
         try:
             for batch in reader:
@@ -156,8 +165,15 @@ def _interleaved(generate, signature: dict, parts: int, seed: tf.Tensor, shuffle
     )
 
 
-def batched_pass(split: ShardSplit, settings: DataSettings, columns: Sequence[str], n_contexts: int,
-                 seed, shuffle: bool, batch_size: int) -> tf.data.Dataset:
+def batched_pass(
+    split: ShardSplit,
+    settings: DataSettings,
+    columns: Sequence[str],
+    n_contexts: int,
+    seed,
+    shuffle: bool,
+    batch_size: int,
+) -> tf.data.Dataset:
     """One pass over ``split`` as batches (dicts of tensors, mel not yet decoded).
 
     ``seed`` may be a Python int or a scalar int64 tensor. ``workers`` row-group streams
@@ -205,13 +221,15 @@ def input_errors() -> Iterator[None]:
 
 # --- decoding and targets ----------------------------------------------------------------
 
+
 def decode_mel_batch(mel: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
     """Float16 (B, n_mels, n_frames) or raw bytes (B,) -> float32 (B, n_frames, n_mels)."""
     n_mels, n_frames = shape
     if mel.dtype == tf.string:
         nbytes = n_mels * n_frames * 2
         check = tf.debugging.assert_equal(
-            tf.strings.length(mel), nbytes,
+            tf.strings.length(mel),
+            nbytes,
             message=f"mel blob size does not match the {n_mels}x{n_frames} float16 shape in mel_params.json",
         )
         with tf.control_dependencies([check]):
@@ -234,8 +252,9 @@ def steps_per_pass(split: ShardSplit, batch_size: int) -> int:
     return math.ceil(split.rows / batch_size)
 
 
-def training_dataset(split: ShardSplit, settings: DataSettings, n_contexts: int, seed: int,
-                     initial_epoch: int, epochs: int) -> tf.data.Dataset:
+def training_dataset(
+    split: ShardSplit, settings: DataSettings, n_contexts: int, seed: int, initial_epoch: int, epochs: int
+) -> tf.data.Dataset:
     """(x, y) batches for epochs ``initial_epoch .. epochs-1``, each a full shuffled pass
     seeded by ``seed + epoch``. x: (B, n_frames, n_mels) float32; y: (B, 4C) float32."""
     columns = columns_for(split, with_targets=True, with_ids=False)
@@ -251,19 +270,23 @@ def training_dataset(split: ShardSplit, settings: DataSettings, n_contexts: int,
     return _prefetch(dataset, settings)
 
 
-def evaluation_dataset(split: ShardSplit, settings: DataSettings, n_contexts: int,
-                       batch_size: Optional[int] = None) -> tf.data.Dataset:
+def evaluation_dataset(
+    split: ShardSplit, settings: DataSettings, n_contexts: int, batch_size: Optional[int] = None
+) -> tf.data.Dataset:
     """(x, y) batches of one unshuffled pass; every iteration re-reads the split."""
     columns = columns_for(split, with_targets=True, with_ids=False)
     shape = split.params.shape
     dataset = batched_pass(split, settings, columns, n_contexts, 0, False, batch_size or settings.batch_size)
     dataset = dataset.map(lambda b: (decode_mel_batch(b[contract.MEL], shape), targets(b)), num_parallel_calls=AUTOTUNE)
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(steps_per_pass(split, batch_size or settings.batch_size)))
+    dataset = dataset.apply(
+        tf.data.experimental.assert_cardinality(steps_per_pass(split, batch_size or settings.batch_size))
+    )
     return _prefetch(dataset, settings)
 
 
-def prediction_batches(split: ShardSplit, settings: DataSettings, n_contexts: int, batch_size: int,
-                       with_targets: bool) -> Iterator[dict]:
+def prediction_batches(
+    split: ShardSplit, settings: DataSettings, n_contexts: int, batch_size: int, with_targets: bool
+) -> Iterator[dict]:
     """One unshuffled pass as numpy/tensor batches: ``track_id`` (B,), ``x`` (B, n_frames,
     n_mels) float32 tensor and, when ``with_targets``, ``labels`` (B, C) uint8."""
     columns = columns_for(split, with_targets=with_targets, with_ids=True)

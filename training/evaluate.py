@@ -14,7 +14,8 @@ import os
 import shutil
 import time
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -23,19 +24,20 @@ import pyarrow.parquet as pq
 from ctx_spark import __version__
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
-from ctx_spark.shards.contract import check_contexts
 from ctx_spark.logs import get_logger, stage
+from ctx_spark.shards.contract import check_contexts
+from ctx_spark.shards.reader import ShardSplit, open_split
 from training import metrics, tables
 from training.settings import train_settings
-from ctx_spark.shards.reader import ShardSplit, open_split
 
 log = get_logger("evaluate")
 
 METRICS_FILE = "metrics.json"
 
 
-def predict_split(model, split: ShardSplit, data_settings, n_contexts: int, batch_size: int,
-                  with_targets: bool) -> dict[str, np.ndarray]:
+def predict_split(
+    model, split: ShardSplit, data_settings, n_contexts: int, batch_size: int, with_targets: bool
+) -> dict[str, np.ndarray]:
     """Probabilities for every row of ``split`` in reading order.
 
     Returns: ``track_id`` (N,), ``probs`` (N, C) float32 and, with targets, ``labels``
@@ -71,13 +73,19 @@ def _write_predictions(path: str, result: dict, contexts: Sequence[str]) -> None
     ids = result["track_id"]
     id_array = pa.array([i.decode() for i in ids], pa.string()) if ids.dtype.kind in "SO" else pa.array(ids, pa.int64())
     n, c = result["probs"].shape
+
     def lists(values, item):
-        return pa.ListArray.from_arrays(pa.array(np.arange(0, n * c + 1, c, dtype=np.int32)), pa.array(values.reshape(-1), item))
-    table = pa.table({
-        "track_id": id_array,
-        "labels": lists(result["labels"], pa.uint8()),
-        "probabilities": lists(result["probs"], pa.float32()),
-    })
+        return pa.ListArray.from_arrays(
+            pa.array(np.arange(0, n * c + 1, c, dtype=np.int32)), pa.array(values.reshape(-1), item)
+        )
+
+    table = pa.table(
+        {
+            "track_id": id_array,
+            "labels": lists(result["labels"], pa.uint8()),
+            "probabilities": lists(result["probs"], pa.float32()),
+        }
+    )
     table = table.replace_schema_metadata({b"contexts": ",".join(contexts).encode()})
     pq.write_table(table, path)
 
@@ -92,9 +100,8 @@ def run_evaluation(cfg: Config, model_dir: str, shards: str, out: str) -> dict[s
     for split in (tune_split, test_split):
         split.require_targets()
 
-    from training.model import load_exported, write_json_file
-
     from training import data
+    from training.model import load_exported, write_json_file
 
     exported = load_exported(model_dir)
     n = len(contexts)
@@ -133,13 +140,21 @@ def run_evaluation(cfg: Config, model_dir: str, shards: str, out: str) -> dict[s
         with open(os.path.join(staging, "table1.md"), "w", encoding="utf-8") as handle:
             handle.write(tables.table1_markdown(fixed, f"Test split, threshold {ev.threshold}"))
             handle.write("\n")
-            handle.write(tables.table1_markdown(tuned, f"Test split, per-context thresholds tuned on {ev.tune_split} for F1"))
+            handle.write(
+                tables.table1_markdown(tuned, f"Test split, per-context thresholds tuned on {ev.tune_split} for F1")
+            )
         for name, part in (("fixed", fixed), ("tuned", tuned)):
             with open(os.path.join(staging, f"table1_{name}.csv"), "w", encoding="utf-8") as handle:
                 handle.write(tables.table1_csv(part))
         aucs = [fixed["per_context"][c]["roc_auc"] for c in contexts]
-        tables.roc_figure(test["labels"], test["probs"], contexts, aucs, os.path.join(staging, "roc_curves.png"),
-                          f"ROC curves, {ev.test_split} split (macro AUC {fixed['macro']['roc_auc']:.2f})")
+        tables.roc_figure(
+            test["labels"],
+            test["probs"],
+            contexts,
+            aucs,
+            os.path.join(staging, "roc_curves.png"),
+            f"ROC curves, {ev.test_split} split (macro AUC {fixed['macro']['roc_auc']:.2f})",
+        )
         _write_predictions(os.path.join(staging, "predictions.parquet"), test, contexts)
         result["elapsed_seconds"] = round(time.perf_counter() - started, 3)
         write_json_file(os.path.join(staging, METRICS_FILE), result)
@@ -157,11 +172,19 @@ def run_evaluation(cfg: Config, model_dir: str, shards: str, out: str) -> dict[s
 
 
 def summary(result: dict) -> str:
-    lines = [f"evaluation of {result['model']} on {result['test_split']} ({result['fixed_threshold']['tracks']} tracks)"]
-    for key, label in (("fixed_threshold", f"threshold {result['fixed_threshold']['threshold']}"),
-                       ("tuned_thresholds", f"thresholds tuned on {result['tune_split']}")):
+    lines = [
+        f"evaluation of {result['model']} on {result['test_split']} ({result['fixed_threshold']['tracks']} tracks)"
+    ]
+    for key, label in (
+        ("fixed_threshold", f"threshold {result['fixed_threshold']['threshold']}"),
+        ("tuned_thresholds", f"thresholds tuned on {result['tune_split']}"),
+    ):
         m = result[key]["macro"]
-        lines.append(f"  macro, {label}: " + ", ".join(f"{tables.METRIC_TITLES[k]} {m[k]:.3f}" for k in metrics.METRICS))
+        lines.append(
+            f"  macro, {label}: " + ", ".join(f"{tables.METRIC_TITLES[k]} {m[k]:.3f}" for k in metrics.METRICS)
+        )
     p = tables.PAPER_TABLE1_MACRO
-    lines.append("  paper Table 1 macro: " + ", ".join(f"{tables.METRIC_TITLES[k]} {p[k]:.2f}" for k in metrics.METRICS))
+    lines.append(
+        "  paper Table 1 macro: " + ", ".join(f"{tables.METRIC_TITLES[k]} {p[k]:.2f}" for k in metrics.METRICS)
+    )
     return "\n".join(lines)

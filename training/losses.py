@@ -38,7 +38,7 @@ assert tuple(VARIANT_WEIGHTS) == LOSS_VARIANTS
 
 def _block(y_true, name: str, n_contexts: int):
     k = contract.TARGET_COLUMNS.index(name)
-    return y_true[:, k * n_contexts:(k + 1) * n_contexts]
+    return y_true[:, k * n_contexts : (k + 1) * n_contexts]
 
 
 @keras.saving.register_keras_serializable(package="ctx_spark")

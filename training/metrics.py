@@ -15,14 +15,18 @@ Thresholds can be tuned per context on another split to maximise that context's 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 #: Column names and order of the paper's Table 1 (and our per-variant Table 2 rows).
 METRICS: tuple[str, ...] = ("hamming_loss", "roc_auc", "recall", "precision", "f1", "tn_rate")
 METRIC_TITLES = {
-    "hamming_loss": "HL", "roc_auc": "AUC", "recall": "Recall", "precision": "Precision", "f1": "F1",
+    "hamming_loss": "HL",
+    "roc_auc": "AUC",
+    "recall": "Recall",
+    "precision": "Precision",
+    "f1": "F1",
     "tn_rate": "TN-rate",
 }
 
@@ -134,8 +138,11 @@ def evaluate_predictions(labels: np.ndarray, probs: np.ndarray, contexts: Sequen
     thresholds = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (len(contexts),))
     return {
         "per_context": {
-            name: {**{m: float(values[m][c]) for m in METRICS}, "threshold": float(thresholds[c]),
-                   "positives": int(np.asarray(labels)[:, c].sum())}
+            name: {
+                **{m: float(values[m][c]) for m in METRICS},
+                "threshold": float(thresholds[c]),
+                "positives": int(np.asarray(labels)[:, c].sum()),
+            }
             for c, name in enumerate(contexts)
         },
         "macro": macro(values),

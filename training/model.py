@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import keras
 
@@ -27,8 +28,9 @@ from training.losses import WeightedContextLoss
 from training.settings import ModelSettings, OptimizerSettings, TrainSettings
 
 
-
-def build_model(settings: ModelSettings, input_shape: tuple[int, int], n_contexts: int, seed: Optional[int] = None) -> keras.Model:
+def build_model(
+    settings: ModelSettings, input_shape: tuple[int, int], n_contexts: int, seed: Optional[int] = None
+) -> keras.Model:
     """The CNN for inputs of ``input_shape`` = (n_frames, n_mels); outputs (B, n_contexts)
     probabilities in context order."""
     n_frames, n_mels = input_shape
@@ -49,7 +51,9 @@ def build_model(settings: ModelSettings, input_shape: tuple[int, int], n_context
 def build_optimizer(settings: OptimizerSettings) -> keras.optimizers.Optimizer:
     """Adadelta (or Adam/SGD) with the staircase exponential learning-rate decay."""
     schedule = keras.optimizers.schedules.ExponentialDecay(
-        settings.learning_rate, decay_steps=settings.decay_steps, decay_rate=settings.decay_rate,
+        settings.learning_rate,
+        decay_steps=settings.decay_steps,
+        decay_rate=settings.decay_rate,
         staircase=settings.staircase,
     )
     if settings.name == "adadelta":
@@ -129,14 +133,18 @@ def load_exported(run_dir: str) -> ExportedModel:
     model_path = os.path.join(run_dir, MODEL_FILE)
     meta_path = os.path.join(run_dir, META_FILE)
     if not os.path.isfile(model_path) or not os.path.isfile(meta_path):
-        raise InputError(f"model: {run_dir} holds no exported model ({MODEL_FILE} and {META_FILE}); has training finished?")
+        raise InputError(
+            f"model: {run_dir} holds no exported model ({MODEL_FILE} and {META_FILE}); has training finished?"
+        )
     with open(meta_path, encoding="utf-8") as handle:
         meta = json.load(handle)
     model = keras.models.load_model(model_path, compile=False)
     params = MelParams.from_dict(meta["mel_params"])
     contexts = tuple(meta["contexts"])
     if model.output_shape[-1] != len(contexts):
-        raise InputError(f"model: {model_path} has {model.output_shape[-1]} outputs but its meta lists {len(contexts)} contexts")
+        raise InputError(
+            f"model: {model_path} has {model.output_shape[-1]} outputs but its meta lists {len(contexts)} contexts"
+        )
     return ExportedModel(model, params, contexts, meta)
 
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -47,8 +48,13 @@ def load_thresholds(path: Optional[str], contexts: Sequence[str], default: float
     return np.array([per_context[c]["threshold"] for c in contexts], dtype=np.float64)
 
 
-def predict_files(model_dir: str, audio: Sequence[str], batch_size: int, thresholds: Optional[np.ndarray] = None,
-                  default_threshold: float = 0.5) -> list[dict[str, Any]]:
+def predict_files(
+    model_dir: str,
+    audio: Sequence[str],
+    batch_size: int,
+    thresholds: Optional[np.ndarray] = None,
+    default_threshold: float = 0.5,
+) -> list[dict[str, Any]]:
     """One result per file, in order: ``file``, and either ``probabilities`` (context ->
     probability) with ``contexts`` (names at or above threshold, most probable first), or
     ``error`` (why the file could not be used)."""
@@ -75,8 +81,8 @@ def predict_files(model_dir: str, audio: Sequence[str], batch_size: int, thresho
         inputs.append(mel.T.astype(np.float32))  # (n_frames, n_mels), as in training
         ready.append(i)
     for start in range(0, len(inputs), batch_size):
-        probs = np.asarray(exported.model.predict_on_batch(np.stack(inputs[start:start + batch_size])))
-        for row, i in zip(probs, ready[start:start + batch_size]):
+        probs = np.asarray(exported.model.predict_on_batch(np.stack(inputs[start : start + batch_size])))
+        for row, i in zip(probs, ready[start : start + batch_size]):
             order = np.argsort(-row, kind="stable")
             results[i]["probabilities"] = {names[c]: round(float(row[c]), 4) for c in range(len(names))}
             results[i]["contexts"] = [names[c] for c in order if row[c] >= thresholds[c]]

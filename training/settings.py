@@ -47,7 +47,9 @@ class ModelSettings:
         if self.kernel_size < 1 or self.pool_size < 1 or self.dense_units < 1:
             raise ValueError("model.kernel_size, pool_size and dense_units must be positive")
         if self.dense_activation not in DENSE_ACTIVATIONS:
-            raise ValueError(f"model.dense_activation must be one of {DENSE_ACTIVATIONS}, got {self.dense_activation!r}")
+            raise ValueError(
+                f"model.dense_activation must be one of {DENSE_ACTIVATIONS}, got {self.dense_activation!r}"
+            )
         if self.dropout_mode not in DROPOUT_MODES:
             raise ValueError(f"model.dropout_mode must be one of {DROPOUT_MODES}, got {self.dropout_mode!r}")
         if not 0.0 <= self.dropout <= 1.0 or self.drop_rate >= 1.0:

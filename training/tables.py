@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -13,7 +13,12 @@ from training.metrics import METRIC_TITLES, METRICS
 
 #: The paper's Table 1 macro averages (Ibrahim et al., ICASSP 2020), for reference.
 PAPER_TABLE1_MACRO = {
-    "hamming_loss": 0.32, "roc_auc": 0.73, "recall": 0.66, "precision": 0.69, "f1": 0.67, "tn_rate": 0.64,
+    "hamming_loss": 0.32,
+    "roc_auc": 0.73,
+    "recall": 0.66,
+    "precision": 0.69,
+    "f1": 0.67,
+    "tn_rate": 0.64,
 }
 
 
@@ -80,7 +85,9 @@ def table2_csv(macros: Mapping) -> str:
     return _csv(header, [r[:2] + [repr(float(v)) for v in r[2:]] for r in rows])
 
 
-def roc_figure(labels: np.ndarray, probs: np.ndarray, contexts: Sequence[str], aucs: Sequence[float], path: str, title: str) -> None:
+def roc_figure(
+    labels: np.ndarray, probs: np.ndarray, contexts: Sequence[str], aucs: Sequence[float], path: str, title: str
+) -> None:
     """One ROC curve per context (legend with its AUC) on one figure, written as PNG."""
     import matplotlib
 

@@ -16,15 +16,16 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ctx_spark import __version__
 from ctx_spark.config import Config
 from ctx_spark.errors import ConfigError, InputError
-from ctx_spark.shards.contract import check_contexts
 from ctx_spark.logs import get_logger, stage
-from training.settings import TrainSettings, train_settings
+from ctx_spark.shards.contract import check_contexts
 from ctx_spark.shards.reader import describe, open_split
+from training.settings import TrainSettings, train_settings
 
 log = get_logger("train")
 
@@ -47,7 +48,8 @@ def _check_resume_config(run_dir: str, shards: str, train_section: dict, context
     with open(path, encoding="utf-8") as handle:
         saved = json.load(handle)
     changed = sorted(
-        k for k in set(_comparable(saved["train"])) | set(_comparable(train_section))
+        k
+        for k in set(_comparable(saved["train"])) | set(_comparable(train_section))
         if saved["train"].get(k) != train_section.get(k)
     )
     if changed or list(saved["contexts"]) != list(contexts):
@@ -94,15 +96,21 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
         raise InputError(f"mel shards {shards}: train and validation were written with different mel parameters")
     _check_resume_config(run_dir, shards, train_section, contexts)
 
-    import keras  # noqa: late import: config and input errors come before TensorFlow starts
+    import keras  # late import: config and input errors come before TensorFlow starts
 
     from training import checkpoint, data
     from training.model import build_model, compile_model, export_meta, write_export, write_json_file
 
     os.makedirs(run_dir, exist_ok=True)
-    write_json_file(os.path.join(run_dir, RUN_CONFIG_FILE), {
-        "shards": shards, "train": train_section, "contexts": list(contexts), "sources": list(cfg.sources),
-    })
+    write_json_file(
+        os.path.join(run_dir, RUN_CONFIG_FILE),
+        {
+            "shards": shards,
+            "train": train_section,
+            "contexts": list(contexts),
+            "sources": list(cfg.sources),
+        },
+    )
     n_contexts = len(contexts)
     n_mels, n_frames = train_split.params.shape
     state = checkpoint.read_state(run_dir)
@@ -110,25 +118,43 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
     keras.utils.set_random_seed(settings.seed + resumed_from)
     if state is None:
         state = checkpoint.RunState()
-        model = compile_model(build_model(settings.model, (n_frames, n_mels), n_contexts, seed=settings.seed),
-                              settings, n_contexts)
+        model = compile_model(
+            build_model(settings.model, (n_frames, n_mels), n_contexts, seed=settings.seed), settings, n_contexts
+        )
     else:
-        log.info("resuming %s after epoch %d (best val_loss %.5f at epoch %d)",
-                 run_dir, state.epoch, state.best_loss, state.best_epoch)
+        log.info(
+            "resuming %s after epoch %d (best val_loss %.5f at epoch %d)",
+            run_dir,
+            state.epoch,
+            state.best_loss,
+            state.best_epoch,
+        )
         model = checkpoint.load_checkpoint(run_dir, state)
 
     for split in (train_split, val_split):
         data.check_split(split, n_contexts, with_targets=True)
     steps = data.steps_per_pass(train_split, settings.data.batch_size)
-    log.info("train: %s; validation: %s; %d steps per epoch; reader %s",
-             describe(train_split), describe(val_split), steps, settings.data.reader)
+    log.info(
+        "train: %s; validation: %s; %d steps per epoch; reader %s",
+        describe(train_split),
+        describe(val_split),
+        steps,
+        settings.data.reader,
+    )
     fit_seconds = 0.0
     if not state.stopped and state.epoch < settings.epochs:
-        train_ds = data.training_dataset(train_split, settings.data, n_contexts, settings.seed, state.epoch, settings.epochs)
+        train_ds = data.training_dataset(
+            train_split, settings.data, n_contexts, settings.seed, state.epoch, settings.epochs
+        )
         val_ds = data.evaluation_dataset(val_split, settings.data, n_contexts)
         callbacks = [
-            checkpoint.CheckpointAndEarlyStop(run_dir, state, settings.early_stopping.patience,
-                                              settings.early_stopping.min_delta, settings.checkpoint.keep),
+            checkpoint.CheckpointAndEarlyStop(
+                run_dir,
+                state,
+                settings.early_stopping.patience,
+                settings.early_stopping.min_delta,
+                settings.checkpoint.keep,
+            ),
             keras.callbacks.CSVLogger(os.path.join(run_dir, LOG_FILE), append=resumed_from > 0),
         ]
         if settings.logging.tensorboard:
@@ -136,15 +162,30 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
 
             callbacks.append(ScalarLogger(os.path.join(run_dir, TENSORBOARD_DIR)))
         with stage(log, "fit") as timer, data.input_errors():
-            model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, initial_epoch=state.epoch,
-                      steps_per_epoch=steps, callbacks=callbacks, verbose=_verbose(settings), shuffle=False)
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=settings.epochs,
+                initial_epoch=state.epoch,
+                steps_per_epoch=steps,
+                callbacks=callbacks,
+                verbose=_verbose(settings),
+                shuffle=False,
+            )
             timer.rows = (state.epoch - resumed_from) * train_split.rows
         fit_seconds = timer.seconds
     if state.best_epoch == 0:
         raise RuntimeError(f"{run_dir}: no epoch completed, nothing to export")
     checkpoint.restore_best(model, run_dir)
-    meta = export_meta(train_split.params, contexts, loss_variant=settings.loss.variant, best_epoch=state.best_epoch,
-                       best_val_loss=state.best_loss, shards=shards, version=__version__)
+    meta = export_meta(
+        train_split.params,
+        contexts,
+        loss_variant=settings.loss.variant,
+        best_epoch=state.best_epoch,
+        best_val_loss=state.best_loss,
+        shards=shards,
+        version=__version__,
+    )
     write_export(run_dir, model, meta)
     report = {
         "stage": "train",

@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import BinaryIO, Callable, Iterator, Optional, Union
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 
-from ctx_spark.audio.decode import ExcerptPlan, EofWatch, plan_excerpt
+from ctx_spark.audio.decode import EofWatch, ExcerptPlan, plan_excerpt
 from ctx_spark.audio.errors import CORRUPT, NOT_AUDIO, TRUNCATED, UNSUPPORTED_FORMAT, AudioError
 from ctx_spark.audio.params import MelParams
 
@@ -57,9 +58,23 @@ SAMPLE_EXACT_SEEK_FORMATS = frozenset({"mov", "mp4", "m4a"})
 
 #: Raw elementary-stream demuxers: no length in any header, FFmpeg estimates one from the
 #: bit rate; their packets are counted instead.
-RAW_STREAM_FORMATS = frozenset({
-    "aac", "ac3", "eac3", "dts", "truehd", "mlp", "loas", "amr", "amrnb", "amrwb", "mp3", "mpegts", "mpeg",
-})
+RAW_STREAM_FORMATS = frozenset(
+    {
+        "aac",
+        "ac3",
+        "eac3",
+        "dts",
+        "truehd",
+        "mlp",
+        "loas",
+        "amr",
+        "amrnb",
+        "amrwb",
+        "mp3",
+        "mpegts",
+        "mpeg",
+    }
+)
 
 #: Magic numbers of files that are not audio, and of media containers, by name only.
 _SIGNATURES: tuple[tuple[int, bytes, str, bool], ...] = (
@@ -102,7 +117,7 @@ def content_kind(head: bytes) -> tuple[Optional[str], bool]:
     ("an HTML page", False); (None, False) when unrecognised. Names a kind, never the bytes.
     """
     for offset, magic, kind, media in _SIGNATURES:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return kind, media
     text = _as_text(head)
     if not text or not all(c.isprintable() or c in "\t\r\n" for c in text):
@@ -123,7 +138,7 @@ def _as_text(head: bytes) -> Optional[str]:
         return head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
-            return head[:exc.start].decode("utf-8")
+            return head[: exc.start].decode("utf-8")
         return None
 
 
@@ -223,7 +238,9 @@ def _open_container(av, watch: EofWatch, name: str, size: int, target: Union[str
         if not media:
             raise AudioError(NOT_AUDIO, f"{name}: no decoder recognises this as audio ({what})") from None
         if "MP4" in what and _mp4_cut_short(watch.raw, size):
-            raise AudioError(TRUNCATED, f"{name}: the MP4 file ends inside its data, before its index ({what})") from None
+            raise AudioError(
+                TRUNCATED, f"{name}: the MP4 file ends inside its data, before its index ({what})"
+            ) from None
         detail = getattr(exc, "strerror", None) or type(exc).__name__
         raise AudioError(CORRUPT, f"{name}: {what}, but FFmpeg cannot read its header ({detail})") from None
 
@@ -249,8 +266,9 @@ def _inspect(container, name: str, params: MelParams, content: Callable[[], str]
     return stream.index, plan_excerpt(name, rate, channels, frames, params), counted
 
 
-def read_native(target: Union[str, BinaryIO], name: str, size: int,
-                params: MelParams) -> tuple[np.ndarray, ExcerptPlan]:
+def read_native(
+    target: Union[str, BinaryIO], name: str, size: int, params: MelParams
+) -> tuple[np.ndarray, ExcerptPlan]:
     """The excerpt's (frames, channels) float32 block at the native rate, and its plan.
 
     Args:
@@ -271,7 +289,9 @@ def read_native(target: Union[str, BinaryIO], name: str, size: int,
         container = _open_container(av, watch, name, size, target)
         try:
             index, plan, counted = _inspect(container, name, params, lambda: describe_content(target, size)[0])
-            seek = bool(_formats(container) & SAMPLE_EXACT_SEEK_FORMATS) and plan.start_frame > PREROLL_SECONDS * plan.rate
+            seek = (
+                bool(_formats(container) & SAMPLE_EXACT_SEEK_FORMATS) and plan.start_frame > PREROLL_SECONDS * plan.rate
+            )
             for by_pts in (True, False) if seek else (False,):
                 if counted or (seek and not by_pts):  # decoding starts over from the first byte
                     container.close()
@@ -286,8 +306,9 @@ def read_native(target: Union[str, BinaryIO], name: str, size: int,
             container.close()
 
 
-def _decode(av, container, stream, watch: EofWatch, name: str, plan: ExcerptPlan,
-            by_pts: bool) -> tuple[np.ndarray, ExcerptPlan]:
+def _decode(
+    av, container, stream, watch: EofWatch, name: str, plan: ExcerptPlan, by_pts: bool
+) -> tuple[np.ndarray, ExcerptPlan]:
     """Decode the excerpt; ``by_pts``: seek first and place frames by their timestamps."""
     if by_pts:
         seconds = plan.start_frame / plan.rate - PREROLL_SECONDS
@@ -342,8 +363,8 @@ def _fill(av, container, stream, data: np.ndarray, plan: ExcerptPlan, by_pts: bo
         block = _float32(av, frame, channels, resamplers)
         if block.shape[0] != n:
             raise ValueError(f"format conversion turned {n} samples into {block.shape[0]}")
-        block = block[max(skip, 0):][: wanted - got]
-        data[got:got + block.shape[0]] = block
+        block = block[max(skip, 0) :][: wanted - got]
+        data[got : got + block.shape[0]] = block
         got += block.shape[0]
     return got
 

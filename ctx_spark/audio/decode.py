@@ -29,15 +29,21 @@ import soundfile as sf
 import soxr
 
 from ctx_spark.audio.errors import (
-    CORRUPT, EMPTY, OUT_OF_RANGE, OUT_OF_RANGE_PEAK, SILENT, TOO_SHORT, TRUNCATED,
-    TRUNCATION_TOLERANCE_SECONDS, AudioError,
+    CORRUPT,
+    EMPTY,
+    OUT_OF_RANGE,
+    OUT_OF_RANGE_PEAK,
+    SILENT,
+    TOO_SHORT,
+    TRUNCATED,
+    TRUNCATION_TOLERANCE_SECONDS,
+    AudioError,
 )
 from ctx_spark.audio.params import MelParams
 from ctx_spark.audio.sources import Source, describe, open_binary
 
 #: soxr quality used by librosa's default ``res_type="soxr_hq"``.
 RESAMPLE_QUALITY = "soxr_hq"
-
 
 
 def excerpt_start(duration: float, params: MelParams) -> float:
@@ -174,7 +180,9 @@ def plan_excerpt(name: str, rate: int, channels: int, frames: int, params: MelPa
         raise AudioError(CORRUPT, f"{name}: impossible header ({rate} Hz, {channels} channels, {frames} frames)")
     duration = frames / rate
     if duration < params.min_seconds:
-        raise AudioError(TOO_SHORT, f"{name}: {duration:.2f} s of audio, less than the {params.min_seconds:g} s minimum")
+        raise AudioError(
+            TOO_SHORT, f"{name}: {duration:.2f} s of audio, less than the {params.min_seconds:g} s minimum"
+        )
     start = excerpt_start(duration, params)
     # The same frame arithmetic as librosa.load(offset=start, duration=excerpt).
     start_frame = int(start * rate)
@@ -182,8 +190,9 @@ def plan_excerpt(name: str, rate: int, channels: int, frames: int, params: MelPa
     return ExcerptPlan(rate, channels, frames, start, start_frame, wanted)
 
 
-def _read_libsndfile(handle: sf.SoundFile, target: Union[str, BinaryIO], name: str,
-                     params: MelParams) -> tuple[np.ndarray, ExcerptPlan]:
+def _read_libsndfile(
+    handle: sf.SoundFile, target: Union[str, BinaryIO], name: str, params: MelParams
+) -> tuple[np.ndarray, ExcerptPlan]:
     """The excerpt's (frames, channels) float32 block, read by libsndfile."""
     plan = plan_excerpt(name, handle.samplerate, handle.channels, handle.frames, params)
     try:
@@ -238,8 +247,9 @@ def read_excerpt(source: Source, params: MelParams, *, silence_peak_dbfs: Option
     return _finish(data, plan, name, params, silence_peak_dbfs)
 
 
-def _finish(data: np.ndarray, plan: ExcerptPlan, name: str, params: MelParams,
-            silence_peak_dbfs: Optional[float]) -> Excerpt:
+def _finish(
+    data: np.ndarray, plan: ExcerptPlan, name: str, params: MelParams, silence_peak_dbfs: Optional[float]
+) -> Excerpt:
     """Check the decoded block, mix it to mono, resample it and pad it to one excerpt."""
     rate, got = plan.rate, data.shape[0]
     if got < plan.wanted - TRUNCATION_TOLERANCE_SECONDS * rate:
@@ -256,8 +266,11 @@ def _finish(data: np.ndarray, plan: ExcerptPlan, name: str, params: MelParams,
     if not np.isfinite(full_peak):
         raise AudioError(CORRUPT, f"{name}: decoded samples are not finite")
     if full_peak > OUT_OF_RANGE_PEAK:
-        raise AudioError(OUT_OF_RANGE, f"{name}: samples peak at {full_peak:.4g} ({20 * np.log10(full_peak):+.1f} dBFS) "
-                         f"in the excerpt at {plan.start:.2f} s, beyond the {OUT_OF_RANGE_PEAK:g} allowed")
+        raise AudioError(
+            OUT_OF_RANGE,
+            f"{name}: samples peak at {full_peak:.4g} ({20 * np.log10(full_peak):+.1f} dBFS) "
+            f"in the excerpt at {plan.start:.2f} s, beyond the {OUT_OF_RANGE_PEAK:g} allowed",
+        )
     mono = _mono(data)
     if rate != params.sample_rate:
         resampled = soxr.resample(mono, rate, params.sample_rate, quality=RESAMPLE_QUALITY)
@@ -272,5 +285,11 @@ def _finish(data: np.ndarray, plan: ExcerptPlan, name: str, params: MelParams,
     samples = np.zeros(params.excerpt_samples, dtype=np.float32)
     n = min(mono.size, params.excerpt_samples)
     samples[:n] = mono[:n]
-    return Excerpt(samples=samples, duration_seconds=plan.duration, start_seconds=plan.start,
-                   decoded_seconds=got / rate, native_rate=rate, channels=plan.channels)
+    return Excerpt(
+        samples=samples,
+        duration_seconds=plan.duration,
+        start_seconds=plan.start,
+        decoded_seconds=got / rate,
+        native_rate=rate,
+        channels=plan.channels,
+    )

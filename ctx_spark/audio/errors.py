@@ -72,7 +72,16 @@ SILENT = "silent"
 
 #: Reasons :func:`compute_mel` raises, in the order a file is checked.
 REASONS = (
-    MISSING, EMPTY, UNREADABLE, NOT_AUDIO, UNSUPPORTED_FORMAT, CORRUPT, TRUNCATED, TOO_SHORT, OUT_OF_RANGE, SILENT,
+    MISSING,
+    EMPTY,
+    UNREADABLE,
+    NOT_AUDIO,
+    UNSUPPORTED_FORMAT,
+    CORRUPT,
+    TRUNCATED,
+    TOO_SHORT,
+    OUT_OF_RANGE,
+    SILENT,
 )
 
 #: Extra reasons only the extraction job records: a dataset track with no audio listed

@@ -17,9 +17,9 @@ from typing import Optional
 import numpy as np
 
 from ctx_spark.audio.decode import Excerpt, read_excerpt
-from ctx_spark.audio.sources import Source, describe
 from ctx_spark.audio.errors import CORRUPT, AudioError
 from ctx_spark.audio.params import MelParams
+from ctx_spark.audio.sources import Source, describe
 
 MEL_DTYPE = np.float16
 
@@ -48,9 +48,7 @@ def log_mel(samples: np.ndarray, params: MelParams) -> np.ndarray:
     import librosa
 
     spectrum = np.abs(librosa.stft(samples, n_fft=params.n_fft, hop_length=params.hop_length, center=True)) ** 2
-    mel = np.einsum(
-        "ft,mf->mt", spectrum, _mel_basis(params.sample_rate, params.n_fft, params.n_mels), optimize=True
-    )
+    mel = np.einsum("ft,mf->mt", spectrum, _mel_basis(params.sample_rate, params.n_fft, params.n_mels), optimize=True)
     return np.log1p(np.float32(params.log_scale) * mel).astype(MEL_DTYPE)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Optional, Union
 
 from ctx_spark.audio.errors import MISSING, UNREADABLE, AudioError
 from ctx_spark.fs import any_filesystem, local_path
@@ -82,8 +83,11 @@ def stat_audio(source: Source) -> FileStat:
         if info.get("type") not in (None, "file"):
             raise AudioError(UNREADABLE, f"{text}: not a regular file")
         mtime = info.get("mtime") or info.get("LastModified") or info.get("last_modified")
-        mtime_ms = int(mtime.timestamp() * 1000) if hasattr(mtime, "timestamp") else (
-            int(float(mtime) * 1000) if mtime is not None else None)
+        mtime_ms = (
+            int(mtime.timestamp() * 1000)
+            if hasattr(mtime, "timestamp")
+            else (int(float(mtime) * 1000) if mtime is not None else None)
+        )
         return FileStat(int(info["size"]), mtime_ms)
     except AudioError:
         raise

@@ -15,6 +15,6 @@ work on bounded tables only):
   :mod:`.run`: the stage runner (reads ``track_labels``, writes the outputs and report).
 """
 
-from ctx_spark.dataset.settings import DatasetSettings, SplitFractions, SPLITS
+from ctx_spark.dataset.settings import SPLITS, DatasetSettings, SplitFractions
 
 __all__ = ["DatasetSettings", "SplitFractions", "SPLITS"]

@@ -23,8 +23,9 @@ below a hash threshold before ranking).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from pyspark import StorageLevel
@@ -87,8 +88,9 @@ def draw_key(seed: int) -> list[F.Column]:
     return [F.xxhash64(F.col("track_id"), F.lit(seed)), F.col("track_id")]
 
 
-def balance(tracks: DataFrame, names: Sequence[str], cap: Optional[int], seed: int,
-            input_counts: np.ndarray) -> BalanceResult:
+def balance(
+    tracks: DataFrame, names: Sequence[str], cap: Optional[int], seed: int, input_counts: np.ndarray
+) -> BalanceResult:
     """Select tracks so that every context reaches about ``cap`` tracks.
 
     Args:
@@ -136,10 +138,15 @@ def balance(tracks: DataFrame, names: Sequence[str], cap: Optional[int], seed: i
             drawn = ranked.where((F.col("_round") == k) & (F.col("_rank") <= take))
             selected_counts += P.dense_counts([(p, n) for p, n in P.collect_pattern_counts(drawn)], m)
         takes.append(take)
-        rounds_report.append({
-            "context": names[context], "carried_before_round": carried, "shortfall": shortfall,
-            "candidates": int(candidates[k]), "drawn": take,
-        })
+        rounds_report.append(
+            {
+                "context": names[context],
+                "carried_before_round": carried,
+                "shortfall": shortfall,
+                "candidates": int(candidates[k]),
+                "drawn": take,
+            }
+        )
     limits = F.array(*[F.lit(t) for t in takes]) if takes else F.array().cast("array<int>")
     selected = ranked.where(F.col("_rank") <= F.element_at(limits, F.col("_round") + 1)).drop("_round", "_rank")
 

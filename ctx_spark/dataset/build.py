@@ -9,9 +9,10 @@ ends with a Spark action, so the step timings in the report are meaningful.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from pyspark import StorageLevel
@@ -34,7 +35,14 @@ log = get_logger("dataset")
 
 #: Columns of the ``dataset/`` output, in order.
 OUTPUT_COLUMNS = (
-    TRACK_ID, "artist_id", "album_id", "group_id", SPLIT, LABELS, "n_playlists", *WEIGHT_COLUMNS,
+    TRACK_ID,
+    "artist_id",
+    "album_id",
+    "group_id",
+    SPLIT,
+    LABELS,
+    "n_playlists",
+    *WEIGHT_COLUMNS,
 )
 
 
@@ -74,8 +82,9 @@ def _step(seconds: dict[str, float], name: str) -> Iterator[Any]:
     seconds[name] = round(time.perf_counter() - started, 3)
 
 
-def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: DatasetSettings,
-                  source: str = "track_labels") -> DatasetBuild:
+def build_dataset(
+    track_labels: DataFrame, names: Sequence[str], settings: DatasetSettings, source: str = "track_labels"
+) -> DatasetBuild:
     """Plan and partly run the dataset assembly.
 
     Args:
@@ -114,9 +123,13 @@ def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: Datas
         raise InputError(f"table 'track_labels' ({source}): no track carries a configured context; nothing to split")
 
     with _step(seconds, "connected components") as t:
-        groups_result = connected_groups(balanced.selected, settings.max_component_iterations,
-                                         settings.checkpoint_dir, settings.max_album_artists,
-                                         settings.driver_components_max_edges)
+        groups_result = connected_groups(
+            balanced.selected,
+            settings.max_component_iterations,
+            settings.checkpoint_dir,
+            settings.max_album_artists,
+            settings.driver_components_max_edges,
+        )
         grouped = groups_result.tracks.persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(grouped)
         t.rows = n_selected
@@ -128,9 +141,12 @@ def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: Datas
         report["groups"]["size_max_share"] = round(largest, 5)
         smallest = min(f for f in settings.split.as_tuple() if f > 0)
         if largest > smallest:
-            log.warning("the largest group holds %.1f%% of the tracks, more than the smallest split's "
-                        "target (%.1f%%); the split cannot meet its proportions (see dataset.max_album_artists)",
-                        100 * largest, 100 * smallest)
+            log.warning(
+                "the largest group holds %.1f%% of the tracks, more than the smallest split's "
+                "target (%.1f%%); the split cannot meet its proportions (see dataset.max_album_artists)",
+                100 * largest,
+                100 * smallest,
+            )
         t.rows = n_selected
     with _step(seconds, "split") as t:
         totals = np.concatenate([[n_selected], P.context_counts(balanced.selected_counts, m)])
@@ -147,8 +163,11 @@ def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: Datas
             **split_report(counts_by_split, settings.split.as_tuple(), names, settings.tolerance),
         }
         if not report["split"]["within_tolerance"]:
-            log.warning("split shares deviate by up to %.4f from the targets (tolerance %.4f)",
-                        report["split"]["max_deviation"], settings.tolerance)
+            log.warning(
+                "split shares deviate by up to %.4f from the targets (tolerance %.4f)",
+                report["split"]["max_deviation"],
+                settings.tolerance,
+            )
         t.rows = n_selected
     with _step(seconds, "weights") as t:
         all_patterns = np.flatnonzero(sum(counts_by_split.values()))
@@ -158,8 +177,12 @@ def build_dataset(track_labels: DataFrame, names: Sequence[str], settings: Datas
         report["weights"] = {
             "estimated_on": "train",
             "pos_tfidf_constants": {
-                names[c]: {"N_c": int(stats.totals[c]), "mean": float(stats.mean[c]), "std": float(stats.std[c]),
-                           "train_positives": int(stats.positives[c])}
+                names[c]: {
+                    "N_c": int(stats.totals[c]),
+                    "mean": float(stats.mean[c]),
+                    "std": float(stats.std[c]),
+                    "train_positives": int(stats.positives[c]),
+                }
                 for c in range(m)
             },
             **W.negative_summary(negative, counts_by_split, m),

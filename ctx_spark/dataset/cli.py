@@ -10,8 +10,11 @@ from ctx_spark.spark import SparkSettings, get_spark
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", required=True,
-                        help="Parquet table track_labels (track_id, artist_id, album_id, contexts, n_playlists)")
+    parser.add_argument(
+        "--labels",
+        required=True,
+        help="Parquet table track_labels (track_id, artist_id, album_id, contexts, n_playlists)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
 
 

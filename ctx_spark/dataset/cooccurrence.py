@@ -6,7 +6,7 @@ Computed from the dataset's label-pattern counts (at most 2^m rows), never from 
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -61,8 +61,15 @@ def heatmap_png(counts: np.ndarray, conditional: np.ndarray, names: Sequence[str
             for b in range(m):
                 value = matrix[a, b]
                 text = fmt.format(int(value)) if fmt == "{:d}" else fmt.format(float(value))
-                ax.text(b, a, text, ha="center", va="center", fontsize=5 if fmt == "{:d}" else 6,
-                        color="white" if high and value > 0.6 * high else "black")
+                ax.text(
+                    b,
+                    a,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=5 if fmt == "{:d}" else 6,
+                    color="white" if high and value > 0.6 * high else "black",
+                )
         figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     if title:
         figure.suptitle(title, fontsize=11)

@@ -19,14 +19,15 @@ group, ``track:<id>``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from pyspark.sql import functions as F
 
 from ctx_spark.logs import get_logger
 
@@ -58,8 +59,13 @@ class GroupResult:
     on_driver: bool = False
 
     def report(self) -> dict[str, Any]:
-        return {"linked_nodes": self.nodes, "graph_edges": self.edges, "components_on_driver": self.on_driver,
-                "propagation_rounds": self.iterations, "albums_unlinked": self.albums_unlinked}
+        return {
+            "linked_nodes": self.nodes,
+            "graph_edges": self.edges,
+            "components_on_driver": self.on_driver,
+            "propagation_rounds": self.iterations,
+            "albums_unlinked": self.albums_unlinked,
+        }
 
 
 class _Checkpointer:
@@ -86,7 +92,8 @@ def unlink_large_albums(tracks: DataFrame, max_album_artists: Optional[int]) -> 
         return tracks.withColumn("_link_album", F.col("album_id")), 0
     large = (
         tracks.where(F.col("album_id").isNotNull())
-        .groupBy("album_id").agg(F.countDistinct("artist_id").alias("_artists"))
+        .groupBy("album_id")
+        .agg(F.countDistinct("artist_id").alias("_artists"))
         .where(F.col("_artists") > max_album_artists)
         .select(F.col("album_id").alias("_large"))
     )
@@ -120,7 +127,7 @@ def driver_components(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]
     return list(zip(nodes.tolist(), nodes[smallest[component]].tolist()))
 
 
-def _spark_components(edges: DataFrame, checkpoint: "_Checkpointer", max_iterations: int) -> tuple[DataFrame, int, int]:
+def _spark_components(edges: DataFrame, checkpoint: _Checkpointer, max_iterations: int) -> tuple[DataFrame, int, int]:
     """Min-label propagation with pointer jumping; returns (labels (node, label), nodes, rounds)."""
     labels = checkpoint(edges.select(F.col("src").alias("node")).distinct().withColumn("label", F.col("node")))
     n_nodes = labels.count()
@@ -134,10 +141,12 @@ def _spark_components(edges: DataFrame, checkpoint: "_Checkpointer", max_iterati
             )
         neighbour = (
             edges.join(labels.withColumnRenamed("node", "dst").withColumnRenamed("label", "_l"), "dst")
-            .groupBy("src").agg(F.min("_l").alias("_cand"))
+            .groupBy("src")
+            .agg(F.min("_l").alias("_cand"))
         )
         propagated = labels.join(neighbour, labels["node"] == neighbour["src"], "left").select(
-            "node", F.col("label").alias("_old"),
+            "node",
+            F.col("label").alias("_old"),
             F.least(F.col("label"), F.coalesce(F.col("_cand"), F.col("label"))).alias("label"),
         )
         parent = propagated.select(F.col("node").alias("_p"), F.col("label").alias("_pl"))
@@ -152,8 +161,13 @@ def _spark_components(edges: DataFrame, checkpoint: "_Checkpointer", max_iterati
             return labels, n_nodes, iterations
 
 
-def connected_groups(tracks: DataFrame, max_iterations: int, checkpoint_dir: Optional[str] = None,
-                     max_album_artists: Optional[int] = None, driver_max_edges: int = 0) -> GroupResult:
+def connected_groups(
+    tracks: DataFrame,
+    max_iterations: int,
+    checkpoint_dir: Optional[str] = None,
+    max_album_artists: Optional[int] = None,
+    driver_max_edges: int = 0,
+) -> GroupResult:
     """Attach to every track the id of its artist/album connected component.
 
     Only artists and albums that share a track (the graph's edges) need a label: any
@@ -191,8 +205,9 @@ def connected_groups(tracks: DataFrame, max_iterations: int, checkpoint_dir: Opt
         n_nodes, iterations, on_driver = len(found), 0, True
     else:
         edges = checkpoint(
-            pairs.select(F.col("a").alias("src"), F.col("b").alias("dst"))
-            .unionByName(pairs.select(F.col("b").alias("src"), F.col("a").alias("dst")))
+            pairs.select(F.col("a").alias("src"), F.col("b").alias("dst")).unionByName(
+                pairs.select(F.col("b").alias("src"), F.col("a").alias("dst"))
+            )
         )
         labels, n_nodes, iterations = _spark_components(edges, checkpoint, max_iterations)
         component = labels.select(F.col("node").alias("_node"), F.col("label").alias("_group"))
@@ -202,9 +217,17 @@ def connected_groups(tracks: DataFrame, max_iterations: int, checkpoint_dir: Opt
     grouped = (
         tracks.withColumn("_node", own)
         .join(component, "_node", "left")
-        .withColumn("group_id", F.coalesce(
-            F.col("_group"), F.col("_node"), F.concat(F.lit("track:"), F.col("track_id").cast("string"))))
+        .withColumn(
+            "group_id",
+            F.coalesce(F.col("_group"), F.col("_node"), F.concat(F.lit("track:"), F.col("track_id").cast("string"))),
+        )
         .drop("_node", "_group", "_link_album")
     )
-    return GroupResult(tracks=grouped, iterations=iterations, nodes=n_nodes, edges=n_edges,
-                       albums_unlinked=unlinked, on_driver=on_driver)
+    return GroupResult(
+        tracks=grouped,
+        iterations=iterations,
+        nodes=n_nodes,
+        edges=n_edges,
+        albums_unlinked=unlinked,
+        on_driver=on_driver,
+    )

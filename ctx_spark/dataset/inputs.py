@@ -11,7 +11,7 @@ The paper's released label files are read into a table of the same shape by
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -105,7 +105,9 @@ def prepare_tracks(df: DataFrame, names: Sequence[str]) -> DataFrame:
     pattern = sum((F.when(h, F.lit(1 << i)).otherwise(F.lit(0)) for i, h in enumerate(has)), F.lit(0))
     n_labels = sum((h.cast(T.IntegerType()) for h in has), F.lit(0))
     return df.select(
-        "track_id", "artist_id", "album_id",
+        "track_id",
+        "artist_id",
+        "album_id",
         labels.alias("labels"),
         pattern.cast(T.IntegerType()).alias("pattern"),
         n_labels.cast(T.IntegerType()).alias("n_labels"),

@@ -9,7 +9,7 @@ label vector is exactly ``p``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from pyspark.sql import DataFrame

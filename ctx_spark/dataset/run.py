@@ -99,7 +99,7 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run: the labelling stage's ``track_labels`` in."""
     labels = f"{request.upstream['label']}/{schema.TRACK_LABELS_DIR}"
     return run_dataset_stage(request.spark, request.cfg, labels, request.out)
@@ -107,8 +107,11 @@ def run_in_chain(request: "StageRequest") -> dict[str, Any]:
 
 def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
     """The counts a refresh manifest keeps from the report."""
-    return {"labelled_tracks_in": report["input"]["rows"], "tracks": report["dataset"]["tracks"],
-            "per_split": {s: v["tracks"] for s, v in report["split"]["sizes"].items()}}
+    return {
+        "labelled_tracks_in": report["input"]["rows"],
+        "tracks": report["dataset"]["tracks"],
+        "per_split": {s: v["tracks"] for s, v in report["split"]["sizes"].items()},
+    }
 
 
 def manifest_line(rows: dict[str, Any]) -> str:

@@ -21,8 +21,9 @@ equal-size groups = hash(group id, seed); remaining ties = a generator seeded wi
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,9 +54,11 @@ def group_table(grouped: DataFrame, m: int, seed: int) -> DataFrame:
         orders equal-size groups.
     """
     sums = [F.sum(F.col("labels")[c].cast("long")) for c in range(m)]
-    return grouped.groupBy("group_id").agg(
-        F.count(F.lit(1)).alias("n_tracks"), F.array(*sums).alias("counts")
-    ).withColumn("_key", F.xxhash64("group_id", F.lit(seed)))
+    return (
+        grouped.groupBy("group_id")
+        .agg(F.count(F.lit(1)).alias("n_tracks"), F.array(*sums).alias("counts"))
+        .withColumn("_key", F.xxhash64("group_id", F.lit(seed)))
+    )
 
 
 def group_statistics(groups: DataFrame) -> dict[str, Any]:
@@ -101,8 +104,9 @@ def _stratify_bucket(fractions: np.ndarray, seed: int, m: int, method: str):
     return run
 
 
-def assign_splits(groups: DataFrame, settings: DatasetSettings, totals: np.ndarray, m: int,
-                  n_groups: int) -> SplitAssignment:
+def assign_splits(
+    groups: DataFrame, settings: DatasetSettings, totals: np.ndarray, m: int, n_groups: int
+) -> SplitAssignment:
     """Stratify whole groups into :data:`SPLITS`.
 
     Args:
@@ -133,8 +137,9 @@ def assign_splits(groups: DataFrame, settings: DatasetSettings, totals: np.ndarr
         sizes = np.array([g["n_tracks"] for g in giants], dtype=np.int64)
         counts = np.array([list(g["counts"]) for g in giants], dtype=np.int64).reshape(len(giants), m)
         rng = np.random.default_rng([seed, _GIANT_STREAM])
-        chosen = iterative_stratification(sizes, counts, want, want_labels, np.arange(len(giants)), rng,
-                                          settings.stratification)
+        chosen = iterative_stratification(
+            sizes, counts, want, want_labels, np.arange(len(giants)), rng, settings.stratification
+        )
         for j in range(len(fractions)):
             mask = chosen == j
             want[j] -= sizes[mask].sum()
@@ -169,8 +174,9 @@ def assign_splits(groups: DataFrame, settings: DatasetSettings, totals: np.ndarr
     return SplitAssignment(assignment=assignment, report=report)
 
 
-def split_report(counts_by_split: dict[str, np.ndarray], fractions: Sequence[float], names: Sequence[str],
-                 tolerance: float) -> dict[str, Any]:
+def split_report(
+    counts_by_split: dict[str, np.ndarray], fractions: Sequence[float], names: Sequence[str], tolerance: float
+) -> dict[str, Any]:
     """Achieved sizes and per-context shares of each split, from dense pattern counts.
 
     Returns:
@@ -180,7 +186,9 @@ def split_report(counts_by_split: dict[str, np.ndarray], fractions: Sequence[flo
     """
     m = len(names)
     tracks = {s: int(counts_by_split.get(s, np.zeros(1)).sum()) for s in SPLITS}
-    per_split = {s: P.context_counts(counts_by_split[s], m) if s in counts_by_split else np.zeros(m, np.int64) for s in SPLITS}
+    per_split = {
+        s: P.context_counts(counts_by_split[s], m) if s in counts_by_split else np.zeros(m, np.int64) for s in SPLITS
+    }
     total = sum(tracks.values())
     deviation = 0.0
     sizes = {}

@@ -32,15 +32,16 @@ items are the ones that fine-tune the shares.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
 METHODS = ("greedy", "sechidis")
 
 
-def _prepare(sizes: np.ndarray, label_counts: np.ndarray, desired: np.ndarray, desired_labels: np.ndarray,
-             order_key: np.ndarray):
+def _prepare(
+    sizes: np.ndarray, label_counts: np.ndarray, desired: np.ndarray, desired_labels: np.ndarray, order_key: np.ndarray
+):
     """What both methods start from: the visiting order, each item's nonzero labels and
     their counts, and the remaining demand per split and per (split, label) as plain
     Python lists (the inner loops update them one item at a time)."""
@@ -164,8 +165,14 @@ def iterative_stratification(
     """
     if method not in _METHODS:
         raise ValueError(f"unknown stratification method {method!r}; known: {', '.join(METHODS)}")
-    return _METHODS[method](np.asarray(sizes), np.asarray(label_counts), np.asarray(desired, dtype=float),
-                            np.asarray(desired_labels, dtype=float), np.asarray(order_key), rng)
+    return _METHODS[method](
+        np.asarray(sizes),
+        np.asarray(label_counts),
+        np.asarray(desired, dtype=float),
+        np.asarray(desired_labels, dtype=float),
+        np.asarray(order_key),
+        rng,
+    )
 
 
 def targets(fractions: np.ndarray, total: float, total_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,8 +32,9 @@ Fallbacks for validation/test patterns never seen in training (docs/dataset.md, 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -77,13 +78,13 @@ def negative_weights(train_counts: np.ndarray, patterns: Sequence[int], m: int) 
         raise ValueError("the training split is empty: no loss weights can be estimated")
     patterns = np.asarray(sorted(set(int(p) for p in patterns)), dtype=np.int64)
     bit = (1 << np.arange(m)).astype(np.int64)
-    y = P.bits(patterns, m).astype(bool)                        # (p, m)
-    switched = patterns[:, None] | bit[None, :]                  # (p, m) pattern with c on
+    y = P.bits(patterns, m).astype(bool)  # (p, m)
+    switched = patterns[:, None] | bit[None, :]  # (p, m) pattern with c on
     supersets = P.superset_sums(train_counts, m)
     marginal_neg = (supersets[0] - supersets[bit]) / supersets[0]  # (m,) P(y_c = 0)
 
-    s_all = supersets[patterns][:, None].astype(float)          # tracks carrying all positives
-    s_with = supersets[switched].astype(float)                   # ... and c
+    s_all = supersets[patterns][:, None].astype(float)  # tracks carrying all positives
+    s_with = supersets[switched].astype(float)  # ... and c
     iz_fallback = (~y) & (s_all == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         iz = np.where(s_all > 0, (s_all - s_with) / s_all, marginal_neg[None, :])
@@ -100,11 +101,13 @@ def negative_weights(train_counts: np.ndarray, patterns: Sequence[int], m: int) 
 
 def negative_table(spark: SparkSession, weights: NegativeWeights) -> DataFrame:
     """The per-pattern table (pattern int, neg_exact, neg_ignore_zeros array<float>)."""
-    schema = T.StructType([
-        T.StructField("pattern", T.IntegerType()),
-        T.StructField("neg_exact", T.ArrayType(T.FloatType(), False)),
-        T.StructField("neg_ignore_zeros", T.ArrayType(T.FloatType(), False)),
-    ])
+    schema = T.StructType(
+        [
+            T.StructField("pattern", T.IntegerType()),
+            T.StructField("neg_exact", T.ArrayType(T.FloatType(), False)),
+            T.StructField("neg_ignore_zeros", T.ArrayType(T.FloatType(), False)),
+        ]
+    )
     rows = [
         (int(p), [float(v) for v in e], [float(v) for v in z])
         for p, e, z in zip(weights.patterns, weights.exact, weights.ignore_zeros)
@@ -158,7 +161,7 @@ def positive_stats(sums: Sequence[tuple[int, int, int, int, int, int]], m: int) 
     logs = idf(m)
     totals = np.zeros(m)
     count = np.zeros(m)
-    first = np.zeros(m)   # sum over positives of n * L(n_i)
+    first = np.zeros(m)  # sum over positives of n * L(n_i)
     second = np.zeros(m)  # sum over positives of (n * L(n_i))^2
     for c, n_labels, y, k, s1, s2 in sums:
         totals[c] += s1
@@ -206,6 +209,7 @@ def add_weights(df: DataFrame, negative: NegativeWeights, stats: PositiveStats, 
 
 # --- summaries for report.json -----------------------------------------------------------
 
+
 def _weighted_summary(values: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
     keep = weights > 0
     values, weights = values[keep], weights[keep].astype(float)
@@ -217,8 +221,12 @@ def _weighted_summary(values: np.ndarray, weights: np.ndarray) -> dict[str, Any]
     total = cumulative[-1]
     mean = float((values * weights).sum() / total)
     std = float(math.sqrt(max(((values - mean) ** 2 * weights).sum() / total, 0.0)))
-    out: dict[str, Any] = {"entries": int(total), "mean": round(mean, 5), "std": round(std, 5),
-                           "min": round(float(values[0]), 5)}
+    out: dict[str, Any] = {
+        "entries": int(total),
+        "mean": round(mean, 5),
+        "std": round(std, 5),
+        "min": round(float(values[0]), 5),
+    }
     for q in _QUANTILES:
         index = int(np.searchsorted(cumulative, q * total, side="left"))
         out[f"p{round(q * 100):02d}"] = round(float(values[min(index, len(values) - 1)]), 5)
@@ -252,32 +260,42 @@ def positive_summary(df: DataFrame, m: int, accuracy: int) -> dict[str, Any]:
     """Distribution of ``pos_tfidf`` over the y_ic = 1 entries, per split and overall
     (approximate percentiles), plus its mean on tracks that carry every context."""
     n_labels = F.size(F.filter("labels", lambda y: y == 1)).alias("n_labels")
-    entries = df.select("split", n_labels, F.explode(F.arrays_zip("labels", "pos_tfidf")).alias("e")).where(
-        F.col("e.labels") == 1
-    ).select("split", "n_labels", F.col("e.pos_tfidf").cast("double").alias("w"))
+    entries = (
+        df.select("split", n_labels, F.explode(F.arrays_zip("labels", "pos_tfidf")).alias("e"))
+        .where(F.col("e.labels") == 1)
+        .select("split", "n_labels", F.col("e.pos_tfidf").cast("double").alias("w"))
+    )
     q = list(_QUANTILES)
-    rows = entries.rollup("split").agg(
-        F.count(F.lit(1)).alias("entries"),
-        F.avg("w").alias("mean"),
-        F.stddev_pop("w").alias("std"),
-        F.min("w").alias("min"),
-        F.percentile_approx("w", q, accuracy).alias("pct"),
-        F.max("w").alias("max"),
-        F.count(F.when(F.col("w") == 0.0, 1)).alias("at_0"),
-        F.count(F.when(F.col("w") == 2.0, 1)).alias("at_2"),
-        F.avg(F.when(F.col("n_labels") == m, F.col("w"))).alias("mean_all_contexts"),
-        F.count(F.when(F.col("n_labels") == m, 1)).alias("entries_all_contexts"),
-    ).collect()
+    rows = (
+        entries.rollup("split")
+        .agg(
+            F.count(F.lit(1)).alias("entries"),
+            F.avg("w").alias("mean"),
+            F.stddev_pop("w").alias("std"),
+            F.min("w").alias("min"),
+            F.percentile_approx("w", q, accuracy).alias("pct"),
+            F.max("w").alias("max"),
+            F.count(F.when(F.col("w") == 0.0, 1)).alias("at_0"),
+            F.count(F.when(F.col("w") == 2.0, 1)).alias("at_2"),
+            F.avg(F.when(F.col("n_labels") == m, F.col("w"))).alias("mean_all_contexts"),
+            F.count(F.when(F.col("n_labels") == m, 1)).alias("entries_all_contexts"),
+        )
+        .collect()
+    )
     out: dict[str, Any] = {}
     for r in sorted(rows, key=lambda r: (r["split"] is None, r["split"] or "")):
         summary: dict[str, Any] = {"entries": int(r["entries"])}
         if r["entries"]:
             summary.update({"mean": round(r["mean"], 5), "std": round(r["std"], 5), "min": round(r["min"], 5)})
             summary.update({f"p{round(qq * 100):02d}": round(v, 5) for qq, v in zip(q, r["pct"])})
-            summary.update({
-                "max": round(r["max"], 5), "entries_at_0": int(r["at_0"]), "entries_at_2": int(r["at_2"]),
-                "entries_all_contexts": int(r["entries_all_contexts"]),
-                "mean_all_contexts": None if r["mean_all_contexts"] is None else round(r["mean_all_contexts"], 5),
-            })
+            summary.update(
+                {
+                    "max": round(r["max"], 5),
+                    "entries_at_0": int(r["at_0"]),
+                    "entries_at_2": int(r["at_2"]),
+                    "entries_all_contexts": int(r["entries_all_contexts"]),
+                    "mean_all_contexts": None if r["mean_all_contexts"] is None else round(r["mean_all_contexts"], 5),
+                }
+            )
         out[r["split"] or "all"] = summary
     return {"pos_tfidf": out}

@@ -9,9 +9,9 @@ driver), and nothing is left open after a failure.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,8 +41,9 @@ def _save(fig, directory: Path, name: str) -> Chart:
     return Chart(name, int(round(width)), int(round(height)))
 
 
-def roc(directory: Path, name: str, labels: np.ndarray, probs: np.ndarray, contexts: Sequence[str],
-        title: str) -> Chart:
+def roc(
+    directory: Path, name: str, labels: np.ndarray, probs: np.ndarray, contexts: Sequence[str], title: str
+) -> Chart:
     """One ROC curve per context from stored predictions (when the evaluation's own PNG is
     missing); contexts whose labels are all equal have no curve."""
     fig = _figure(8, 7)

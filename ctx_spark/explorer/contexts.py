@@ -13,11 +13,19 @@ the page works without it (the box is hidden until the script shows it).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, Optional
 
 from ctx_spark.explorer import html as H
-from ctx_spark.explorer.readers import NAME_COLUMNS, audio_paths, dataset, labelled_top, lookup, ranking_partitions, \
-    top_ranked
+from ctx_spark.explorer.readers import (
+    NAME_COLUMNS,
+    audio_paths,
+    dataset,
+    labelled_top,
+    lookup,
+    ranking_partitions,
+    top_ranked,
+)
 from ctx_spark.explorer.sources import Sources
 
 NAME_TITLES = {"track_name": "title", "artist_name": "artist", "album_name": "album"}
@@ -33,13 +41,18 @@ def _track_rows_table(caption: str, header: Sequence[str], rows: Sequence[tuple[
         for i, cell in enumerate(cells):
             cell = cell if isinstance(cell, H.Cell) else H.Cell(cell)
             klass = H.attrs(class_=cell.class_)
-            out.append(f'<th scope="row"{klass}>{H.esc(cell.content)}</th>' if i == 0 else
-                       f"<td{klass}>{H.esc(cell.content)}</td>")
+            out.append(
+                f'<th scope="row"{klass}>{H.esc(cell.content)}</th>'
+                if i == 0
+                else f"<td{klass}>{H.esc(cell.content)}</td>"
+            )
         body.append(f"<tr{H.attrs(**data)}>{''.join(out)}</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(header)}">(no tracks)</td></tr>')
-    return H.Raw(f'<div class="scroll"><table class="tracks"><caption>{H.esc(caption)}</caption>'
-                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+    return H.Raw(
+        f'<div class="scroll"><table class="tracks"><caption>{H.esc(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def _labels_cell(current: str, labels: Optional[list]) -> H.Raw:
@@ -47,16 +60,20 @@ def _labels_cell(current: str, labels: Optional[list]) -> H.Raw:
         return H.Raw("n/a")
     if not labels:
         return H.Raw("none")
-    return H.join(H.join([", " if i else "", H.tag("span", name, class_="lab") if name == current else name])
-                  for i, name in enumerate(labels))
+    return H.join(
+        H.join([", " if i else "", H.tag("span", name, class_="lab") if name == current else name])
+        for i, name in enumerate(labels)
+    )
 
 
 def _audio_cell(site, path) -> H.Raw:
     if path is None:
         return H.Raw("no local file")
     url = site.href(path)
-    return H.Raw(f'<audio controls preload="metadata"{H.attrs(src=url)}>{H.tag("a", "audio file", href=url)}</audio>'
-                 f' {H.tag("a", "file", href=url, title=str(path))}')
+    return H.Raw(
+        f'<audio controls preload="metadata"{H.attrs(src=url)}>{H.tag("a", "audio file", href=url)}</audio>'
+        f" {H.tag('a', 'file', href=url, title=str(path))}"
+    )
 
 
 def _search_form() -> H.Raw:
@@ -65,7 +82,8 @@ def _search_form() -> H.Raw:
         '<label for="q">Find a track on this page</label>'
         '<input id="q" type="search" inputmode="search" autocomplete="off" placeholder="track id or name">'
         '<button type="submit">Find</button>'
-        '<output id="search-status" aria-live="polite"></output></form>')
+        '<output id="search-status" aria-live="polite"></output></form>'
+    )
 
 
 def _facts_for(src: Sources, ids: list) -> dict[Any, dict]:
@@ -103,7 +121,8 @@ def _select(site, notes: list[str]) -> tuple[dict[str, list[dict]], dict[str, st
             if name not in partitions:
                 problems[name] = f"no context_rankings/context={name} partition in {src['scores'].path}"
                 continue
-            table = _attempt(str(partitions[name]), lambda: top_ranked(partitions[name], site.top_n), [], None)
+            part = partitions[name]
+            table = _attempt(str(part), lambda part=part: top_ranked(part, site.top_n), [], None)
             if table is None:
                 problems[name] = f"{partitions[name]} holds no readable ranking"
             else:
@@ -144,8 +163,17 @@ def _name_values(row: dict, fact: dict, extra: dict) -> dict[str, Any]:
     return {c: row.get(c) or fact.get(c) or extra.get(c) for c in NAME_COLUMNS}
 
 
-def _page_body(site, name: str, rows: Optional[list[dict]], problem: Optional[str], scored: bool,
-               facts: dict, extra: dict, splits: dict, audio: dict) -> H.Raw:
+def _page_body(
+    site,
+    name: str,
+    rows: Optional[list[dict]],
+    problem: Optional[str],
+    scored: bool,
+    facts: dict,
+    extra: dict,
+    splits: dict,
+    audio: dict,
+) -> H.Raw:
     src: Sources = site.src
     labels_report = src.report("labels") or {}
     labelled = (labels_report.get("tracks_labelled_per_context") or {}).get(name)
@@ -153,14 +181,23 @@ def _page_body(site, name: str, rows: Optional[list[dict]], problem: Optional[st
     scores_report = src.report("scores") or {}
     listed = len(rows or [])
     if scored:
-        what = (f"The {listed:,} tracks with the highest probability of {name} (at most {site.top_n:,} are listed) "
-                f"among {H.number(scores_report.get('rows_scored'))} scored tracks; ties by track id.")
+        what = (
+            f"The {listed:,} tracks with the highest probability of {name} (at most {site.top_n:,} are listed) "
+            f"among {H.number(scores_report.get('rows_scored'))} scored tracks; ties by track id."
+        )
     else:
-        what = (f"No scores in this snapshot (no model): the {listed:,} tracks labelled {name} with the most "
-                f"playlists (at most {site.top_n:,} are listed).")
-    parts: list[Any] = [H.tag("p", what, class_="lead"),
-                        H.tag("p", f"In this snapshot's labels, {H.plural(labelled, 'track')} carry {name}, from "
-                                   f"{H.plural(matched, 'matching playlist')}.")]
+        what = (
+            f"No scores in this snapshot (no model): the {listed:,} tracks labelled {name} with the most "
+            f"playlists (at most {site.top_n:,} are listed)."
+        )
+    parts: list[Any] = [
+        H.tag("p", what, class_="lead"),
+        H.tag(
+            "p",
+            f"In this snapshot's labels, {H.plural(labelled, 'track')} carry {name}, from "
+            f"{H.plural(matched, 'matching playlist')}.",
+        ),
+    ]
     if not scored:
         parts.append(H.notice(f"scores: {src['scores'].problem}"))
     if rows is None:
@@ -178,16 +215,29 @@ def _page_body(site, name: str, rows: Optional[list[dict]], problem: Optional[st
         labels = list(fact["contexts"]) if fact and fact.get("contexts") is not None else None
         split = r.get("split") if scored else (splits.get(track) or {}).get("split")
         value = H.num(r.get("probability"), 4) if scored else H.num(r.get("n_playlists"))
-        cells = [H.num(r.get("rank") if scored else pos), track, *[names[c] or "" for c in name_columns], value,
-                 "n/a" if labels is None else ("yes" if name in labels else "no"), _labels_cell(name, labels),
-                 split or "", H.Cell(_audio_cell(site, audio.get(track)), "audio")]
-        data = {"data_track": str(track), "data_pos": str(pos),
-                "data_text": " ".join(str(names[c]) for c in name_columns if names[c]) or None}
+        cells = [
+            H.num(r.get("rank") if scored else pos),
+            track,
+            *[names[c] or "" for c in name_columns],
+            value,
+            "n/a" if labels is None else ("yes" if name in labels else "no"),
+            _labels_cell(name, labels),
+            split or "",
+            H.Cell(_audio_cell(site, audio.get(track)), "audio"),
+        ]
+        data = {
+            "data_track": str(track),
+            "data_pos": str(pos),
+            "data_text": " ".join(str(names[c]) for c in name_columns if names[c]) or None,
+        }
         table_rows.append((data, cells))
     in_top = sum(1 for _, cells in table_rows if cells[len(header) - 4] == "yes")
     parts.append(H.tag("p", f"{in_top:,} of the {H.plural(len(rows), 'track')} listed carry the label {name} now."))
     parts.append(_search_form())
-    caption = (f"Top {len(rows):,} tracks for {name} by probability" if scored else
-               f"Tracks labelled {name}, by playlist count")
+    caption = (
+        f"Top {len(rows):,} tracks for {name} by probability"
+        if scored
+        else f"Tracks labelled {name}, by playlist count"
+    )
     parts.append(_track_rows_table(caption, header, table_rows))
     return H.join(parts)

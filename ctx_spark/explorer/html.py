@@ -18,8 +18,9 @@ import base64
 import hashlib
 import html
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional
 
 
 def context_file(name: str) -> str:
@@ -95,8 +96,15 @@ def num(value: Any, digits: int = 0) -> Cell:
     return Cell(number(value, digits), "num")
 
 
-def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[Any]], *, row_headers: bool = True,
-          id_: Optional[str] = None, class_: Optional[str] = None) -> Raw:
+def table(
+    caption: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    row_headers: bool = True,
+    id_: Optional[str] = None,
+    class_: Optional[str] = None,
+) -> Raw:
     """A semantic table: ``<caption>``, ``<th scope="col">`` headers and, with
     ``row_headers``, the first cell of each row as ``<th scope="row">``. Wrapped in a
     scrolling container so a wide table does not widen a narrow window."""
@@ -114,15 +122,19 @@ def table(caption: str, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
         body.append("<tr>" + "".join(cells) + "</tr>")
     if not body:
         body.append(f'<tr><td colspan="{len(header)}">(no rows)</td></tr>')
-    return Raw(f'<div class="scroll"{attrs(id=id_)}><table{attrs(class_=class_)}><caption>{esc(caption)}</caption>'
-               f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+    return Raw(
+        f'<div class="scroll"{attrs(id=id_)}><table{attrs(class_=class_)}><caption>{esc(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def key_values(caption: str, items: Iterable[tuple[str, Any]]) -> Raw:
     """A two-column table of named values (numbers formatted)."""
-    return table(caption, ["what", "value"],
-                 [(k, num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else number(v))
-                  for k, v in items])
+    return table(
+        caption,
+        ["what", "value"],
+        [(k, num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else number(v)) for k, v in items],
+    )
 
 
 def notice(text: Any, kind: str = "absent") -> Raw:
@@ -136,8 +148,10 @@ def section(title: str, *parts: Any, id_: Optional[str] = None) -> Raw:
 
 def figure(src: str, alt: str, caption: str, width: int, height: int) -> Raw:
     """An image with its alternative text and a visible caption."""
-    return Raw(f'<figure><img{attrs(src=src, alt=alt, width=width, height=height)}>'
-               f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return Raw(
+        f"<figure><img{attrs(src=src, alt=alt, width=width, height=height)}>"
+        f"<figcaption>{esc(caption)}</figcaption></figure>"
+    )
 
 
 def cols(*parts: Any) -> Raw:
@@ -230,11 +244,13 @@ def page(title: str, body: Any, *, nav: Any, site_title: str, footer: Any, scrip
     and only the given inline script (by hash); no network origin at all.
     """
     script_src = f"'{_script_hash(script)}'" if script else "'none'"
-    policy = (f"default-src 'none'; img-src 'self' file: data:; media-src 'self' file:; style-src 'unsafe-inline'; "
-              f"script-src {script_src}; base-uri 'none'; form-action 'none'")
+    policy = (
+        f"default-src 'none'; img-src 'self' file: data:; media-src 'self' file:; style-src 'unsafe-inline'; "
+        f"script-src {script_src}; base-uri 'none'; form-action 'none'"
+    )
     tail = f"<script>{script}</script>" if script else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{esc(policy)}">\n'
         f"<title>{esc(title)} - {esc(site_title)}</title>\n"
@@ -243,5 +259,5 @@ def page(title: str, body: Any, *, nav: Any, site_title: str, footer: Any, scrip
         '<a class="skip" href="#main">Skip to content</a>\n'
         f'<header><p class="site">{esc(site_title)}</p>{esc(nav)}</header>\n'
         f'<main id="main">\n<h1>{esc(title)}</h1>\n{esc(body)}\n</main>\n'
-        f"<footer><p class=\"lead\">{esc(footer)}</p></footer>\n{tail}\n</body>\n</html>\n"
+        f'<footer><p class="lead">{esc(footer)}</p></footer>\n{tail}\n</body>\n</html>\n'
     )

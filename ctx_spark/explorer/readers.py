@@ -19,8 +19,9 @@ import bisect
 import json
 import os
 import urllib.parse
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,7 +61,7 @@ def local(path_or_uri: Optional[str]) -> Optional[Path]:
         return None
     text = str(path_or_uri)
     if text.startswith("file:"):
-        rest = text[len("file:"):]
+        rest = text[len("file:") :]
         if rest.startswith("//"):
             host, _, tail = rest[2:].partition("/")
             if host not in ("", "localhost"):
@@ -88,7 +89,7 @@ def ranking_partitions(rankings: Path) -> dict[str, Path]:
         return out
     for entry in sorted(rankings.iterdir()):
         if entry.is_dir() and entry.name.startswith("context="):
-            out[urllib.parse.unquote(entry.name[len("context="):])] = entry
+            out[urllib.parse.unquote(entry.name[len("context=") :])] = entry
     return out
 
 
@@ -186,8 +187,9 @@ def labelled_top(counts: Path, names: Sequence[str], min_playlists: int, n: int)
     if data is None or not {"track_id", "context", "n_playlists"} <= set(data.schema.names):
         return {}
     extra = [c for c in NAME_COLUMNS if c in data.schema.names]
-    table = data.to_table(columns=["track_id", "context", "n_playlists", *extra],
-                          filter=pc.field("n_playlists") >= min_playlists)
+    table = data.to_table(
+        columns=["track_id", "context", "n_playlists", *extra], filter=pc.field("n_playlists") >= min_playlists
+    )
     out = {}
     for name in names:
         rows = table.filter(pc.equal(table["context"], name))
@@ -200,8 +202,12 @@ def mel_split_dirs(mels: Path) -> list[Path]:
     return [mels / s for s in ("train", "validation", "test", "all") if (mels / s).is_dir()]
 
 
-def audio_paths(mels: Optional[Path], audio_dir: Optional[Path], ids: Iterable[Any],
-                extensions: Sequence[str] = ("mp3", "ogg", "flac", "wav")) -> dict[Any, Path]:
+def audio_paths(
+    mels: Optional[Path],
+    audio_dir: Optional[Path],
+    ids: Iterable[Any],
+    extensions: Sequence[str] = ("mp3", "ogg", "flac", "wav"),
+) -> dict[Any, Path]:
     """Local audio file per track id: the mel shards' ``audio`` column (what extraction
     decoded), else ``<audio_dir>/<id>.<ext>`` at the top level of the catalogue's audio
     directory. Only files that exist are returned: a player is shown for those alone."""

@@ -15,8 +15,9 @@ import sys
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 from ctx_spark.errors import CtxSparkError
 from ctx_spark.explorer import html as H
@@ -26,8 +27,13 @@ from ctx_spark.explorer.sources import PARTS, ExplorerError, Sources, resolve
 STAGING_PREFIX = "._staging-"
 RETIRED_PREFIX = "._retired-"
 #: (file, title) of the fixed pages, in navigation order.
-PAGES = (("index.html", "Overview"), ("labelling.html", "Labelling"), ("dataset.html", "Dataset"),
-         ("extraction.html", "Extraction"), ("model.html", "Model"))
+PAGES = (
+    ("index.html", "Overview"),
+    ("labelling.html", "Labelling"),
+    ("dataset.html", "Dataset"),
+    ("extraction.html", "Extraction"),
+    ("model.html", "Model"),
+)
 
 
 class Site:
@@ -54,8 +60,10 @@ class Site:
         return H.Raw(out)
 
     def write(self, file: str, title: str, body: H.Raw, script: Optional[str] = None) -> None:
-        footer = (f"Generated {self.generated} by ctx-spark explorer from "
-                  f"{self.src.snapshot or 'separate stage outputs'}. Static files: no server, no network.")
+        footer = (
+            f"Generated {self.generated} by ctx-spark explorer from "
+            f"{self.src.snapshot or 'separate stage outputs'}. Static files: no server, no network."
+        )
         text = H.page(title, body, nav=self.nav(file), site_title=self.title, footer=footer, script=script)
         (self.dir / file).write_text(text, encoding="utf-8")
 
@@ -108,9 +116,15 @@ def _png_size(path: Path) -> Optional[tuple[int, int]]:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
-def build_site(source: Optional[os.PathLike | str], out: os.PathLike | str, *, top_n: int = 100,
-               errors_limit: int = 200, audio_dir: Optional[os.PathLike | str] = None,
-               **parts: Optional[os.PathLike | str]) -> Path:
+def build_site(
+    source: Optional[os.PathLike | str],
+    out: os.PathLike | str,
+    *,
+    top_n: int = 100,
+    errors_limit: int = 200,
+    audio_dir: Optional[os.PathLike | str] = None,
+    **parts: Optional[os.PathLike | str],
+) -> Path:
     """Write the explorer site for a snapshot or separate stage outputs; returns
     ``out/index.html``.
 
@@ -131,17 +145,24 @@ def build_site(source: Optional[os.PathLike | str], out: os.PathLike | str, *, t
 
     if top_n < 1 or errors_limit < 0:
         raise ExplorerError(f"top_n must be >= 1 and errors_limit >= 0 (got {top_n}, {errors_limit})")
-    src = resolve(Path(source) if source is not None else None,
-                  given={k: (Path(v) if v is not None else None) for k, v in parts.items()},
-                  audio_dir=Path(audio_dir) if audio_dir is not None else None)
+    src = resolve(
+        Path(source) if source is not None else None,
+        given={k: (Path(v) if v is not None else None) for k, v in parts.items()},
+        audio_dir=Path(audio_dir) if audio_dir is not None else None,
+    )
     final = Path(os.path.abspath(out))
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f"{STAGING_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
         site = Site(src, staging, final, top_n, errors_limit)
-        writers = (overview.write_overview, overview.write_labelling, stages.write_dataset, stages.write_extraction,
-                   model.write_model)
+        writers = (
+            overview.write_overview,
+            overview.write_labelling,
+            stages.write_dataset,
+            stages.write_extraction,
+            model.write_model,
+        )
         for (file, title), write in zip(PAGES, writers):
             _guarded(site, write, [(file, title)])
         _guarded(site, contexts.write_contexts, [(context_file(c), f"Context: {c}") for c in src.contexts])
@@ -159,8 +180,11 @@ def _guarded(site: Site, write: Callable[[Site], None], pages: list[tuple[str, s
         write(site)
     except Exception as exc:  # the last line of defence: the other pages are still written
         for file, title in pages:
-            site.write(file, title, H.notice(f"this page could not be built from its inputs: "
-                                             f"{type(exc).__name__}: {exc}", "error"))
+            site.write(
+                file,
+                title,
+                H.notice(f"this page could not be built from its inputs: {type(exc).__name__}: {exc}", "error"),
+            )
 
 
 def _publish(staging: Path, final: Path) -> None:
@@ -192,17 +216,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``ctx-spark report`` (also used by :func:`main`)."""
     p.add_argument("--snapshot", metavar="R", help="refresh root (follows R/current) or a snapshot directory")
     p.add_argument("--out", metavar="SITE", required=True, help="site directory (replaced atomically)")
-    for name, metavar, what in (("labels", "L", "labelling output (--out of label_tracks)"),
-                                ("dataset", "D", "dataset output"), ("mels", "S", "mel extraction output"),
-                                ("scores", "P", "scoring output"), ("run", "RUN", "training run directory"),
-                                ("evaluation", "E", "evaluation output (Table 1)"),
-                                ("comparison", "C", "comparison output (Table 2)"),
-                                ("keywords", "K", "keyword ranking output")):
+    for name, metavar, what in (
+        ("labels", "L", "labelling output (--out of label_tracks)"),
+        ("dataset", "D", "dataset output"),
+        ("mels", "S", "mel extraction output"),
+        ("scores", "P", "scoring output"),
+        ("run", "RUN", "training run directory"),
+        ("evaluation", "E", "evaluation output (Table 1)"),
+        ("comparison", "C", "comparison output (Table 2)"),
+        ("keywords", "K", "keyword ranking output"),
+    ):
         p.add_argument(f"--{name}", metavar=metavar, help=f"{what}; overrides the snapshot's")
     p.add_argument("--audio-dir", metavar="DIR", help="catalogue audio directory (<track_id>.<ext>) for the players")
     p.add_argument("--top", type=int, default=100, metavar="N", help="tracks per context page (default 100)")
-    p.add_argument("--errors-limit", type=int, default=200, metavar="N",
-                   help="failed files listed on the extraction page (default 200)")
+    p.add_argument(
+        "--errors-limit",
+        type=int,
+        default=200,
+        metavar="N",
+        help="failed files listed on the extraction page (default 200)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -210,8 +243,9 @@ def run(args: argparse.Namespace) -> int:
     ``error:`` line on stderr and exit code 2."""
     parts = {name: getattr(args, name) for name in PARTS}
     try:
-        index = build_site(args.snapshot, args.out, top_n=args.top, errors_limit=args.errors_limit,
-                           audio_dir=args.audio_dir, **parts)
+        index = build_site(
+            args.snapshot, args.out, top_n=args.top, errors_limit=args.errors_limit, audio_dir=args.audio_dir, **parts
+        )
     except CtxSparkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

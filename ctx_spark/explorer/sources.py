@@ -80,8 +80,10 @@ def _snapshot_of(source: Path) -> tuple[Path, Optional[Path]]:
         return source, None
     if (source / "snapshots").is_dir():
         raise ExplorerError(f"{source} is a refresh root with nothing published yet (no {pointer})")
-    raise ExplorerError(f"{source} is neither a refresh root (no current pointer) nor a snapshot "
-                        f"(no manifest.json, labels/, dataset/, mels/ or scores/)")
+    raise ExplorerError(
+        f"{source} is neither a refresh root (no current pointer) nor a snapshot "
+        f"(no manifest.json, labels/, dataset/, mels/ or scores/)"
+    )
 
 
 def _stage_dir(path: Path, inner: str) -> Path:
@@ -127,8 +129,12 @@ def _context_names(src: Sources) -> list[str]:
     return []
 
 
-def resolve(source: Optional[Path] = None, *, given: Optional[dict[str, Optional[Path]]] = None,
-            audio_dir: Optional[Path] = None) -> Sources:
+def resolve(
+    source: Optional[Path] = None,
+    *,
+    given: Optional[dict[str, Optional[Path]]] = None,
+    audio_dir: Optional[Path] = None,
+) -> Sources:
     """Resolve the inputs of a site.
 
     Args:
@@ -147,8 +153,10 @@ def resolve(source: Optional[Path] = None, *, given: Optional[dict[str, Optional
     if unknown:
         raise ExplorerError(f"unknown parts {sorted(unknown)}; expected some of {', '.join(PARTS)}")
     if source is None and not given:
-        raise ExplorerError("nothing to report on: give --snapshot R or some of --labels/--dataset/--mels/--scores/"
-                            "--run/--evaluation/--comparison")
+        raise ExplorerError(
+            "nothing to report on: give --snapshot R or some of --labels/--dataset/--mels/--scores/"
+            "--run/--evaluation/--comparison"
+        )
     snapshot, root = _snapshot_of(Path(source)) if source is not None else (None, None)
     parts = {name: Part(name) for name in PARTS}
     for name, directory in STAGE_DIRS.items():
@@ -195,7 +203,9 @@ def _find_model_side(src: Sources) -> None:
         if run is not None and (run / "evaluation").is_dir():
             parts["evaluation"].path, parts["evaluation"].how = run / "evaluation", "RUN/evaluation"
         else:
-            parts["evaluation"].problem = "no evaluation given" + (f", and {run}/evaluation does not exist" if run else "")
+            parts["evaluation"].problem = "no evaluation given" + (
+                f", and {run}/evaluation does not exist" if run else ""
+            )
     if parts["comparison"].path is None:
         parent = run.parent if run is not None else None
         if parent is not None and ((parent / "table2.json").exists() or (parent / "table2.csv").exists()):

@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ctx_spark.explorer import svg
 from ctx_spark.explorer import html as H
+from ctx_spark.explorer import svg
 from ctx_spark.explorer.readers import head_rows
 from ctx_spark.explorer.sources import Sources
 
@@ -22,15 +22,23 @@ STAT_KEYS = ("entries", "mean", "std", "min", "p05", "p25", "p50", "p75", "p95",
 def _splits(site, report: dict) -> H.Raw:
     split = report.get("split") or {}
     sizes = split.get("sizes") or {}
-    rows = [(name, H.num((v or {}).get("tracks")), H.num((v or {}).get("share"), 4), H.num((v or {}).get("target"), 2))
-            for name, v in sizes.items()]
-    facts = [("method", split.get("method")), ("groups", split.get("groups")),
-             ("largest deviation of any share", split.get("max_deviation")), ("tolerance", split.get("tolerance")),
-             ("within tolerance", split.get("within_tolerance"))]
+    rows = [
+        (name, H.num((v or {}).get("tracks")), H.num((v or {}).get("share"), 4), H.num((v or {}).get("target"), 2))
+        for name, v in sizes.items()
+    ]
+    facts = [
+        ("method", split.get("method")),
+        ("groups", split.get("groups")),
+        ("largest deviation of any share", split.get("max_deviation")),
+        ("tolerance", split.get("tolerance")),
+        ("within tolerance", split.get("within_tolerance")),
+    ]
     groups = report.get("groups") or {}
     facts += [(f"groups: {k.replace('_', ' ')}", v) for k, v in groups.items() if not isinstance(v, (dict, list))]
-    return H.cols(H.table("Split sizes", ["split", "tracks", "share", "target"], rows),
-                  H.key_values("Split and artist/album groups", facts))
+    return H.cols(
+        H.table("Split sizes", ["split", "tracks", "share", "target"], rows),
+        H.key_values("Split and artist/album groups", facts),
+    )
 
 
 def _shares(site, src: Sources, report: dict) -> H.Raw:
@@ -41,10 +49,14 @@ def _shares(site, src: Sources, report: dict) -> H.Raw:
     splits = [s for s in SPLITS if any(s in (per[n] or {}) for n in names)]
     sizes = (report.get("split") or {}).get("sizes") or {}
     rows = [(n, H.num((per[n] or {}).get("tracks")), *[H.num((per[n] or {}).get(s), 3) for s in splits]) for n in names]
-    chart = site.svg(svg.stacked, "Per-context shares per split (dashed: the split targets)",
-                     "Stacked bar chart of each context's share of tracks in each split; a context without tracks "
-                     "has no bar.", names, {s: [(per[n] or {}).get(s, 0) for n in names] for s in splits},
-                     [float(((sizes.get(s) or {}).get("target")) or 0) for s in splits])
+    chart = site.svg(
+        svg.stacked,
+        "Per-context shares per split (dashed: the split targets)",
+        "Stacked bar chart of each context's share of tracks in each split; a context without tracks has no bar.",
+        names,
+        {s: [(per[n] or {}).get(s, 0) for n in names] for s in splits},
+        [float(((sizes.get(s) or {}).get("target")) or 0) for s in splits],
+    )
     return H.cols(chart, H.table("Per-context shares per split", ["context", "tracks", *splits], rows))
 
 
@@ -69,21 +81,34 @@ def read_cooccurrence(path: Path) -> Optional[tuple[list[str], np.ndarray]]:
 
 def _cooccurrence(site, part) -> H.Raw:
     parsed = read_cooccurrence(part.path / "cooccurrence.csv")
-    image = site.copy_image(part.path / "cooccurrence.png", "cooccurrence",
-                            "Heatmaps of context co-occurrence: track counts and P(column given row)",
-                            "Co-occurrence of contexts on the dataset's tracks (the dataset stage's figure)")
+    image = site.copy_image(
+        part.path / "cooccurrence.png",
+        "cooccurrence",
+        "Heatmaps of context co-occurrence: track counts and P(column given row)",
+        "Co-occurrence of contexts on the dataset's tracks (the dataset stage's figure)",
+    )
     if image is None and parsed is not None:
-        image = site.svg(svg.heatmap, "Tracks carrying both contexts (re-plotted from cooccurrence.csv)",
-                         "Heatmap of context co-occurrence counts: darker cells, more tracks carry both the row's "
-                         "and the column's context.", parsed[0], parsed[1].tolist())
+        image = site.svg(
+            svg.heatmap,
+            "Tracks carrying both contexts (re-plotted from cooccurrence.csv)",
+            "Heatmap of context co-occurrence counts: darker cells, more tracks carry both the row's "
+            "and the column's context.",
+            parsed[0],
+            parsed[1].tolist(),
+        )
     if parsed is None:
         return H.join([image or "", H.notice(f"{part.path / 'cooccurrence.csv'} is missing or unreadable")])
     names, matrix = parsed
     rows = [(n, *[H.num(int(v)) for v in matrix[i]]) for i, n in enumerate(names)]
-    return H.join([image or H.notice("no co-occurrence figure"),
-                   H.details("Co-occurrence counts as a table",
-                             H.table("Tracks carrying both the row's and the column's context", ["context", *names],
-                                     rows))])
+    return H.join(
+        [
+            image or H.notice("no co-occurrence figure"),
+            H.details(
+                "Co-occurrence counts as a table",
+                H.table("Tracks carrying both the row's and the column's context", ["context", *names], rows),
+            ),
+        ]
+    )
 
 
 def _weights(site, src: Sources, report: dict) -> H.Raw:
@@ -95,26 +120,52 @@ def _weights(site, src: Sources, report: dict) -> H.Raw:
             stats = by_split.get(split)
             if not isinstance(stats, dict):
                 continue
-            rows.append((f"{weight} ({split})", *[H.num(stats.get(k), 4) for k in STAT_KEYS],
-                         H.num(stats.get("fallback_entries"))))
+            rows.append(
+                (
+                    f"{weight} ({split})",
+                    *[H.num(stats.get(k), 4) for k in STAT_KEYS],
+                    H.num(stats.get("fallback_entries")),
+                )
+            )
             if stats.get("entries"):
                 entries.append((f"{weight} ({split})", stats))
     parts = []
     if entries:
-        parts.append(site.svg(svg.boxes, "Sample-level loss weights per split",
-                              "Box chart of each weight's distribution per split, from the report's summaries: "
-                              "p25 to p75 box, p05 to p95 whiskers, median bar, mean dot, min and max ticks.",
-                              entries))
-    parts.append(H.table("Weight distributions (entries: track-context pairs the weight applies to)",
-                         ["weight (split)", *STAT_KEYS, "fallback"], rows))
+        parts.append(
+            site.svg(
+                svg.boxes,
+                "Sample-level loss weights per split",
+                "Box chart of each weight's distribution per split, from the report's summaries: "
+                "p25 to p75 box, p05 to p95 whiskers, median bar, mean dot, min and max ticks.",
+                entries,
+            )
+        )
+    parts.append(
+        H.table(
+            "Weight distributions (entries: track-context pairs the weight applies to)",
+            ["weight (split)", *STAT_KEYS, "fallback"],
+            rows,
+        )
+    )
     constants = weights.get("pos_tfidf_constants") or {}
     if constants:
         names = list(dict.fromkeys([*[n for n in src.contexts if n in constants], *constants]))
-        parts.append(H.table("pos_tfidf per context (estimated on the training split)",
-                             ["context", "training positives", "N_c", "mean of x", "std of x"],
-                             [(n, H.num((constants[n] or {}).get("train_positives")), H.num((constants[n] or {}).get("N_c")),
-                               H.num((constants[n] or {}).get("mean"), 4), H.num((constants[n] or {}).get("std"), 4))
-                              for n in names]))
+        parts.append(
+            H.table(
+                "pos_tfidf per context (estimated on the training split)",
+                ["context", "training positives", "N_c", "mean of x", "std of x"],
+                [
+                    (
+                        n,
+                        H.num((constants[n] or {}).get("train_positives")),
+                        H.num((constants[n] or {}).get("N_c")),
+                        H.num((constants[n] or {}).get("mean"), 4),
+                        H.num((constants[n] or {}).get("std"), 4),
+                    )
+                    for n in names
+                ],
+            )
+        )
     return H.join(parts)
 
 
@@ -122,11 +173,14 @@ def _balance(report: dict) -> H.Raw:
     balance = report.get("balance") or {}
     per = balance.get("per_context") or {}
     facts = [(k.replace("_", " "), v) for k, v in balance.items() if not isinstance(v, (dict, list))]
-    rows = [(n, H.num((v or {}).get("before")), H.num((v or {}).get("after")), H.number((v or {}).get("reached_cap")))
-            for n, v in per.items()]
-    return H.cols(H.key_values("Balancing", facts),
-                  H.table("Tracks per context before and after balancing", ["context", "before", "after",
-                                                                             "reached cap"], rows))
+    rows = [
+        (n, H.num((v or {}).get("before")), H.num((v or {}).get("after")), H.number((v or {}).get("reached_cap")))
+        for n, v in per.items()
+    ]
+    return H.cols(
+        H.key_values("Balancing", facts),
+        H.table("Tracks per context before and after balancing", ["context", "before", "after", "reached cap"], rows),
+    )
 
 
 def write_dataset(site) -> None:
@@ -137,21 +191,34 @@ def write_dataset(site) -> None:
         site.write("dataset.html", "Dataset", H.notice(f"dataset output: {part.problem}"))
         return
     seconds = report.get("seconds") or {}
-    body = H.join([
-        H.tag("p", "How the labelled tracks were balanced, grouped and split, how the contexts co-occur, and the "
-                   "sample-level loss weights.", class_="lead"),
-        H.key_values("Dataset", [("tracks", (report.get("dataset") or {}).get("tracks")),
-                                 ("label patterns", (report.get("dataset") or {}).get("label_patterns")),
-                                 ("labelled tracks in", (report.get("input") or {}).get("rows")),
-                                 ("elapsed seconds", report.get("elapsed_seconds"))]),
-        H.section("Split", _splits(site, report)),
-        H.section("Per-context shares per split", _shares(site, src, report)),
-        H.section("Co-occurrences", _cooccurrence(site, part)),
-        H.section("Loss weights", _weights(site, src, report)),
-        H.section("Balancing", _balance(report)),
-        H.section("Seconds per step", H.table("Seconds per step", ["step", "seconds"],
-                                              [(k, H.num(v, 2)) for k, v in seconds.items()])),
-    ])
+    body = H.join(
+        [
+            H.tag(
+                "p",
+                "How the labelled tracks were balanced, grouped and split, how the contexts co-occur, and the "
+                "sample-level loss weights.",
+                class_="lead",
+            ),
+            H.key_values(
+                "Dataset",
+                [
+                    ("tracks", (report.get("dataset") or {}).get("tracks")),
+                    ("label patterns", (report.get("dataset") or {}).get("label_patterns")),
+                    ("labelled tracks in", (report.get("input") or {}).get("rows")),
+                    ("elapsed seconds", report.get("elapsed_seconds")),
+                ],
+            ),
+            H.section("Split", _splits(site, report)),
+            H.section("Per-context shares per split", _shares(site, src, report)),
+            H.section("Co-occurrences", _cooccurrence(site, part)),
+            H.section("Loss weights", _weights(site, src, report)),
+            H.section("Balancing", _balance(report)),
+            H.section(
+                "Seconds per step",
+                H.table("Seconds per step", ["step", "seconds"], [(k, H.num(v, 2)) for k, v in seconds.items()]),
+            ),
+        ]
+    )
     site.write("dataset.html", "Dataset", body)
 
 
@@ -160,9 +227,17 @@ def _failures(site, report: dict) -> H.Raw:
     if not failed:
         return H.tag("p", "No track failed.")
     names = sorted(failed, key=lambda k: (-int(failed[k] or 0), k))
-    return H.cols(H.table("Failed tracks by reason", ["reason", "tracks"], [(n, H.num(failed[n])) for n in names]),
-                  site.svg(svg.hbars, "Failed tracks by reason", "Bar chart of the failed tracks by reason.", names,
-                           {"tracks": [failed[n] for n in names]}, "tracks"))
+    return H.cols(
+        H.table("Failed tracks by reason", ["reason", "tracks"], [(n, H.num(failed[n])) for n in names]),
+        site.svg(
+            svg.hbars,
+            "Failed tracks by reason",
+            "Bar chart of the failed tracks by reason.",
+            names,
+            {"tracks": [failed[n] for n in names]},
+            "tracks",
+        ),
+    )
 
 
 def _errors(site, part) -> H.Raw:
@@ -176,10 +251,20 @@ def _errors(site, part) -> H.Raw:
     if not total:
         return H.tag("p", "No failed files.")
     shown = f"{len(rows):,} of {total:,}" if total > len(rows) else f"all {total:,}"
-    table = H.table(f"Failed files: showing {shown} (errors/, up to {site.errors_limit:,} rows listed)",
-                    ["track", "audio", "stage", "reason", "message"],
-                    [(r.get("track_id"), H.Cell(r.get("audio"), "path"), r.get("stage"), r.get("reason"),
-                      H.Cell(r.get("message"), "msg")) for r in rows])
+    table = H.table(
+        f"Failed files: showing {shown} (errors/, up to {site.errors_limit:,} rows listed)",
+        ["track", "audio", "stage", "reason", "message"],
+        [
+            (
+                r.get("track_id"),
+                H.Cell(r.get("audio"), "path"),
+                r.get("stage"),
+                r.get("reason"),
+                H.Cell(r.get("message"), "msg"),
+            )
+            for r in rows
+        ],
+    )
     return H.join([H.tag("p", f"{H.plural(total, 'failed file')} in all; {shown} listed."), table])
 
 
@@ -188,10 +273,16 @@ def _extract_facts(report: dict) -> list[tuple[str, Any]]:
     facts += [(f"tracks in: {k}", v) for k, v in (report.get("tracks_in_per_split") or {}).items()]
     facts += [("tracks without audio", report.get("tracks_without_audio")), ("written", report.get("written_total"))]
     facts += [(f"written: {k}", v) for k, v in (report.get("written") or {}).items()]
-    facts += [("computed", report.get("computed")), ("reused", report.get("reused")),
-              ("failed", report.get("failed_total")), ("audio seconds decoded", report.get("audio_seconds_decoded")),
-              ("tracks per second", report.get("tracks_per_second")), ("elapsed seconds", report.get("elapsed_seconds")),
-              ("incremental", report.get("incremental")), ("previous output", report.get("previous_output"))]
+    facts += [
+        ("computed", report.get("computed")),
+        ("reused", report.get("reused")),
+        ("failed", report.get("failed_total")),
+        ("audio seconds decoded", report.get("audio_seconds_decoded")),
+        ("tracks per second", report.get("tracks_per_second")),
+        ("elapsed seconds", report.get("elapsed_seconds")),
+        ("incremental", report.get("incremental")),
+        ("previous output", report.get("previous_output")),
+    ]
     return facts
 
 
@@ -202,11 +293,16 @@ def write_extraction(site) -> None:
     if report is None:
         site.write("extraction.html", "Extraction", H.notice(f"mel extraction output: {part.problem}"))
         return
-    body = H.join([
-        H.tag("p", "Which tracks' spectrograms were computed, reused from the previous snapshot or failed, and why.",
-              class_="lead"),
-        H.key_values("Mel extraction", _extract_facts(report)),
-        H.section("Failures by reason", _failures(site, report)),
-        H.section("Failed files", _errors(site, part)),
-    ])
+    body = H.join(
+        [
+            H.tag(
+                "p",
+                "Which tracks' spectrograms were computed, reused from the previous snapshot or failed, and why.",
+                class_="lead",
+            ),
+            H.key_values("Mel extraction", _extract_facts(report)),
+            H.section("Failures by reason", _failures(site, report)),
+            H.section("Failed files", _errors(site, part)),
+        ]
+    )
     site.write("extraction.html", "Extraction", body)

@@ -13,7 +13,8 @@ Every chart is ``<svg role="img" aria-labelledby=...>`` with a ``<title>`` and a
 from __future__ import annotations
 
 import math
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from ctx_spark.explorer.html import Raw, esc
 
@@ -47,21 +48,42 @@ class _Canvas:
         self.uid, self.title, self.desc, self.left, self.height = uid, title, desc, left, height
         self.parts: list[str] = []
 
-    def text(self, x: float, y: float, text: str, anchor: str = "start", size: int = FONT, weight: str = "normal",
-             colour: str = "#222") -> None:
-        self.parts.append(f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" '
-                          f'font-weight="{weight}" fill="{colour}">{esc(text)}</text>')
+    def text(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        anchor: str = "start",
+        size: int = FONT,
+        weight: str = "normal",
+        colour: str = "#222",
+    ) -> None:
+        self.parts.append(
+            f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" '
+            f'font-weight="{weight}" fill="{colour}">{esc(text)}</text>'
+        )
 
     def rect(self, x: float, y: float, w: float, h: float, colour: str, label: Optional[str] = None) -> None:
         tip = f"<title>{esc(label)}</title>" if label else ""
-        self.parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(0.0, w):.1f}" height="{h:.1f}" '
-                          f'fill="{colour}">{tip}</rect>')
+        self.parts.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(0.0, w):.1f}" height="{h:.1f}" fill="{colour}">{tip}</rect>'
+        )
 
-    def line(self, x1: float, y1: float, x2: float, y2: float, colour: str = "#999", width: float = 1,
-             dash: Optional[str] = None) -> None:
+    def line(
+        self,
+        x1: float,
+        y1: float,
+        x2: float,
+        y2: float,
+        colour: str = "#999",
+        width: float = 1,
+        dash: Optional[str] = None,
+    ) -> None:
         extra = f' stroke-dasharray="{dash}"' if dash else ""
-        self.parts.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
-                          f'stroke-width="{width}"{extra}/>')
+        self.parts.append(
+            f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{colour}" '
+            f'stroke-width="{width}"{extra}/>'
+        )
 
     def legend(self, names: Sequence[str], y: float) -> None:
         x = self.left
@@ -71,11 +93,13 @@ class _Canvas:
             x += 24 + 7 * len(name)
 
     def svg(self) -> Raw:
-        return Raw(f'<figure><svg class="chart" role="img" aria-labelledby="{self.uid}-t {self.uid}-d" '
-                   f'viewBox="0 0 {WIDTH} {self.height}" width="{WIDTH}" height="{self.height}" '
-                   f'preserveAspectRatio="xMinYMin meet"><title id="{self.uid}-t">{esc(self.title)}</title>'
-                   f'<desc id="{self.uid}-d">{esc(self.desc)}</desc>{"".join(self.parts)}</svg>'
-                   f"<figcaption>{esc(self.title)}</figcaption></figure>")
+        return Raw(
+            f'<figure><svg class="chart" role="img" aria-labelledby="{self.uid}-t {self.uid}-d" '
+            f'viewBox="0 0 {WIDTH} {self.height}" width="{WIDTH}" height="{self.height}" '
+            f'preserveAspectRatio="xMinYMin meet"><title id="{self.uid}-t">{esc(self.title)}</title>'
+            f'<desc id="{self.uid}-d">{esc(self.desc)}</desc>{"".join(self.parts)}</svg>'
+            f"<figcaption>{esc(self.title)}</figcaption></figure>"
+        )
 
 
 def _left_margin(labels: Sequence[str]) -> int:
@@ -90,8 +114,9 @@ def _axis(c: _Canvas, ticks: Sequence[float], scale, top: float, bottom: float, 
     c.text((c.left + WIDTH - 20) / 2, bottom + 30, label, "middle", 11, colour="#444")
 
 
-def hbars(uid: str, title: str, desc: str, labels: Sequence[str], series: Mapping[str, Sequence[float]],
-          xlabel: str) -> Raw:
+def hbars(
+    uid: str, title: str, desc: str, labels: Sequence[str], series: Mapping[str, Sequence[float]], xlabel: str
+) -> Raw:
     """Horizontal grouped bars: one group per label, one bar per series, values at the ends."""
     names = list(series)
     k = max(1, len(names))
@@ -121,8 +146,9 @@ def hbars(uid: str, title: str, desc: str, labels: Sequence[str], series: Mappin
     return c.svg()
 
 
-def diverging(uid: str, title: str, desc: str, labels: Sequence[str], gained: Sequence[float],
-              lost: Sequence[float]) -> Raw:
+def diverging(
+    uid: str, title: str, desc: str, labels: Sequence[str], gained: Sequence[float], lost: Sequence[float]
+) -> Raw:
     """Gains to the right of zero, losses to the left, one row per label."""
     left, top = _left_margin(labels), 30
     height = int(top + ROW * len(labels) + 42)
@@ -151,8 +177,14 @@ def diverging(uid: str, title: str, desc: str, labels: Sequence[str], gained: Se
     return c.svg()
 
 
-def stacked(uid: str, title: str, desc: str, labels: Sequence[str], shares: Mapping[str, Sequence[float]],
-            targets: Sequence[float] = ()) -> Raw:
+def stacked(
+    uid: str,
+    title: str,
+    desc: str,
+    labels: Sequence[str],
+    shares: Mapping[str, Sequence[float]],
+    targets: Sequence[float] = (),
+) -> Raw:
     """One bar per label stacked from the series' shares (0 to 1); dashed lines at the
     cumulative ``targets``."""
     names = list(shares)
@@ -168,8 +200,9 @@ def stacked(uid: str, title: str, desc: str, labels: Sequence[str], shares: Mapp
         c.text(left - 6, y + ROW / 2 + 1, str(label), "end")
         for j, name in enumerate(names):
             v = float(shares[name][i] or 0)
-            c.rect(scale(x), y, scale(x + v) - scale(x), ROW - 6, COLOURS[j % len(COLOURS)],
-                   f"{label}, {name}: {v:.3f}")
+            c.rect(
+                scale(x), y, scale(x + v) - scale(x), ROW - 6, COLOURS[j % len(COLOURS)], f"{label}, {name}: {v:.3f}"
+            )
             x += v
     total = 0.0
     for t in list(targets)[:-1]:
@@ -197,21 +230,30 @@ def boxes(uid: str, title: str, desc: str, entries: Sequence[tuple[str, Mapping[
         if s.get("p05") is not None and s.get("p95") is not None:
             c.line(scale(s["p05"]), mid, scale(s["p95"]), mid, "#333")
         if s.get("p25") is not None and s.get("p75") is not None:
-            c.rect(scale(s["p25"]), mid - 6, scale(s["p75"]) - scale(s["p25"]), 12, COLOURS[4],
-                   f"{label}: p25 {_fmt(s['p25'])}, p75 {_fmt(s['p75'])}")
+            c.rect(
+                scale(s["p25"]),
+                mid - 6,
+                scale(s["p75"]) - scale(s["p25"]),
+                12,
+                COLOURS[4],
+                f"{label}: p25 {_fmt(s['p25'])}, p75 {_fmt(s['p75'])}",
+            )
         if s.get("p50") is not None:
             c.line(scale(s["p50"]), mid - 7, scale(s["p50"]), mid + 7, "#000", 2.5)
         for key in ("min", "max"):
             if s.get(key) is not None:
                 c.line(scale(s[key]), mid - 4, scale(s[key]), mid + 4, "#555", 1.5)
         if s.get("mean") is not None:
-            c.parts.append(f'<circle cx="{scale(s["mean"]):.1f}" cy="{mid:.1f}" r="3.5" fill="{COLOURS[5]}">'
-                           f"<title>{esc(label)}: mean {_fmt(s['mean'])}</title></circle>")
+            c.parts.append(
+                f'<circle cx="{scale(s["mean"]):.1f}" cy="{mid:.1f}" r="3.5" fill="{COLOURS[5]}">'
+                f"<title>{esc(label)}: mean {_fmt(s['mean'])}</title></circle>"
+            )
     return c.svg()
 
 
-def lines(uid: str, title: str, desc: str, x: Sequence[float], series: Mapping[str, Sequence[Optional[float]]],
-          xlabel: str) -> Raw:
+def lines(
+    uid: str, title: str, desc: str, x: Sequence[float], series: Mapping[str, Sequence[Optional[float]]], xlabel: str
+) -> Raw:
     """One polyline with dots per series over ``x`` (a missing value breaks the line)."""
     names = list(series)
     left, top, bottom = 60, 30, 230
@@ -234,12 +276,16 @@ def lines(uid: str, title: str, desc: str, x: Sequence[float], series: Mapping[s
         for xv, yv in zip(x, series[name]):
             if yv is None or not math.isfinite(yv):
                 if len(run) > 1:
-                    c.parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(run)}"/>')
+                    c.parts.append(
+                        f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(run)}"/>'
+                    )
                 run = []
                 continue
             run.append(f"{sx(xv):.1f},{sy(yv):.1f}")
-            c.parts.append(f'<circle cx="{sx(xv):.1f}" cy="{sy(yv):.1f}" r="3" fill="{colour}">'
-                           f"<title>{esc(name)}, {esc(xlabel)} {_fmt(xv)}: {yv:.4g}</title></circle>")
+            c.parts.append(
+                f'<circle cx="{sx(xv):.1f}" cy="{sy(yv):.1f}" r="3" fill="{colour}">'
+                f"<title>{esc(name)}, {esc(xlabel)} {_fmt(xv)}: {yv:.4g}</title></circle>"
+            )
         if len(run) > 1:
             c.parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(run)}"/>')
     return c.svg()
@@ -263,8 +309,10 @@ def heatmap(uid: str, title: str, desc: str, labels: Sequence[str], matrix: Sequ
     high = max([float(v) for row in matrix for v in row] or [0]) or 1.0
     for j, label in enumerate(labels):
         x = left + j * cell + cell / 2 + 4
-        c.parts.append(f'<text transform="translate({x:.1f},{top - 6:.1f}) rotate(-90)" font-size="{FONT}" '
-                       f'fill="#222">{esc(label)}</text>')
+        c.parts.append(
+            f'<text transform="translate({x:.1f},{top - 6:.1f}) rotate(-90)" font-size="{FONT}" '
+            f'fill="#222">{esc(label)}</text>'
+        )
     for i, label in enumerate(labels):
         y = top + i * cell
         c.text(left - 6, y + cell / 2 + 4, str(label), "end")
@@ -272,6 +320,12 @@ def heatmap(uid: str, title: str, desc: str, labels: Sequence[str], matrix: Sequ
             v = float(matrix[i][j])
             c.rect(left + j * cell, y, cell - 1, cell - 1, _blue(v / high), f"{label} and {other}: {_fmt(v)}")
             if v and cell >= 18:
-                c.text(left + j * cell + cell / 2, y + cell / 2 + 3, _fmt(v), "middle", 9,
-                       colour="#fff" if v > high / 2 else "#222")
+                c.text(
+                    left + j * cell + cell / 2,
+                    y + cell / 2 + 3,
+                    _fmt(v),
+                    "middle",
+                    9,
+                    colour="#fff" if v > high / 2 else "#222",
+                )
     return c.svg()

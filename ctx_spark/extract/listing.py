@@ -53,7 +53,9 @@ def list_audio_dir(spark: SparkSession, audio_dir: str, settings: ExtractSetting
     if not io.path_exists(spark, path):
         raise InputError(f"--audio-dir {path} does not exist")
     listed = (
-        spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(path)
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(path)
         .select("path", "length", "modificationTime")
     )
     name = F.regexp_extract("path", r"([^/]+)$", 1)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -43,9 +44,13 @@ def audio_partitions(n_tracks: int, settings: ExtractSettings, parallelism: int)
 
 def audio_spec(params: MelParams, settings: ExtractSettings, no_audio_message: str) -> tasks.AudioSpec:
     """What the audio tasks need, from the ``audio`` and ``extract`` sections."""
-    return tasks.AudioSpec(params=params, silence_peak_dbfs=settings.silence_peak_dbfs,
-                           batch_rows=settings.batch_rows, isolate_on_retry=settings.isolate_on_retry,
-                           no_audio_message=no_audio_message)
+    return tasks.AudioSpec(
+        params=params,
+        silence_peak_dbfs=settings.silence_peak_dbfs,
+        batch_rows=settings.batch_rows,
+        isolate_on_retry=settings.isolate_on_retry,
+        no_audio_message=no_audio_message,
+    )
 
 
 def compute_mels(to_compute: DataFrame, spec: tasks.AudioSpec, partitions: int) -> DataFrame:
@@ -62,13 +67,24 @@ def shard_layout(counts: Mapping[str, int], rows_per_file: int) -> dict[str, int
     return {split: max(1, math.ceil(n / rows_per_file)) for split, n in sorted(counts.items()) if n}
 
 
-def write_spec(root: str, rows: DataFrame, params: MelParams, settings: ExtractSettings, group_rows: int,
-               contexts: Optional[Sequence[str]]) -> tasks.WriteSpec:
+def write_spec(
+    root: str,
+    rows: DataFrame,
+    params: MelParams,
+    settings: ExtractSettings,
+    group_rows: int,
+    contexts: Optional[Sequence[str]],
+) -> tasks.WriteSpec:
     """What the write tasks need; ``contexts`` None means no targets (an ``all/`` split)."""
     return tasks.WriteSpec(
-        root=root, id_type=id_kind(rows.schema[TRACK_ID].dataType), with_targets=contexts is not None,
-        params=params, contexts=tuple(contexts) if contexts is not None else None, group_rows=group_rows,
-        groups_per_file=settings.row_groups_per_file, compression=settings.compression,
+        root=root,
+        id_type=id_kind(rows.schema[TRACK_ID].dataType),
+        with_targets=contexts is not None,
+        params=params,
+        contexts=tuple(contexts) if contexts is not None else None,
+        group_rows=group_rows,
+        groups_per_file=settings.row_groups_per_file,
+        compression=settings.compression,
     )
 
 
@@ -98,8 +114,14 @@ def summarise(task_stats: DataFrame) -> list[dict]:
         .collect()
     )
     return [
-        {"split": g[SPLIT], "status": g[tasks.STATUS], "reason": g["reason"], "reused": bool(g[tasks.REUSED]),
-         "n": int(g["n"]), "seconds": float(g["seconds"] or 0.0)}
+        {
+            "split": g[SPLIT],
+            "status": g[tasks.STATUS],
+            "reason": g["reason"],
+            "reused": bool(g[tasks.REUSED]),
+            "n": int(g["n"]),
+            "seconds": float(g["seconds"] or 0.0),
+        }
         for g in groups
     ]
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ctx_spark.extract.run import ExtractRun
 
 
-def extract_report(run: "ExtractRun", staging: str, previous_note: str, stats: list[dict]) -> dict[str, Any]:
+def extract_report(run: ExtractRun, staging: str, previous_note: str, stats: list[dict]) -> dict[str, Any]:
     """The report of a finished run, from the write tasks' counts (``stats``, see
     :func:`ctx_spark.extract.plan.summarise`) and a listing of the staged shard files."""
     spark, cfg, inputs, out, params, catalogue = run.spark, run.cfg, run.inputs, run.out, run.params, run.catalogue
@@ -35,8 +35,10 @@ def extract_report(run: "ExtractRun", staging: str, previous_note: str, stats: l
         elif s["reason"] != "no_audio":
             computed += s["n"]
         seconds += s["seconds"]
-    files = {split: len([n for n in io.list_dir(spark, f"{staging}/{split}") if n.endswith(".parquet")])
-             for split in sorted(written)}
+    files = {
+        split: len([n for n in io.list_dir(spark, f"{staging}/{split}") if n.endswith(".parquet")])
+        for split in sorted(written)
+    }
     return {
         "stage": "extract",
         "version": __version__,
@@ -75,13 +77,17 @@ def summary(report: dict[str, Any]) -> str:
     """A few human-readable lines about a finished extraction run."""
     lines = [
         f"shards written to {report['outputs']['root']}: "
-        + ", ".join(f"{split} {n}" for split, n in report["written"].items()) if report["written"] else
-        f"no shards written to {report['outputs']['root']}",
+        + ", ".join(f"{split} {n}" for split, n in report["written"].items())
+        if report["written"]
+        else f"no shards written to {report['outputs']['root']}",
         f"{report['tracks_in']} tracks in; {report['computed']} computed, {report['reused']} reused from the previous "
         f"output, {report['failed_total']} failed; {report['audio_seconds_decoded']:.0f} s of audio decoded in "
         f"{report['elapsed_seconds']:.1f} s ({report['tracks_per_second']} tracks/s)",
     ]
     if report["failed"]:
-        lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in report["failed"].items())
-                     + f" (see {report['outputs']['errors']})")
+        lines.append(
+            "failed by reason: "
+            + ", ".join(f"{k} {v}" for k, v in report["failed"].items())
+            + f" (see {report['outputs']['errors']})"
+        )
     return "\n".join(lines)

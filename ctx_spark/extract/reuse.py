@@ -12,18 +12,15 @@ from typing import Optional
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ctx_spark import io
+from ctx_spark import io, schema
 from ctx_spark.audio.params import MelParams
 from ctx_spark.extract import tasks
 from ctx_spark.schema import TRACK_ID
-from ctx_spark import schema
 from ctx_spark.shards import contract
 from ctx_spark.shards.contract import AUDIO_CHECKSUM, AUDIO_MTIME, AUDIO_SIZE, FINGERPRINT_COLUMNS
 
 
-def previous_output(
-    spark: SparkSession, out: str, params: MelParams, id_kind: str
-) -> tuple[Optional[DataFrame], str]:
+def previous_output(spark: SparkSession, out: str, params: MelParams, id_kind: str) -> tuple[Optional[DataFrame], str]:
     """The previous output's spectrograms [track_id, mel, fingerprint], when reusable.
 
     Returns (None, why) when there is no previous output, when it was made with other
@@ -61,7 +58,9 @@ def _fingerprint_match(checksum: bool) -> Column:
     return same
 
 
-def split_reuse(rows: DataFrame, previous: Optional[DataFrame], checksum: bool) -> tuple[Optional[DataFrame], DataFrame]:
+def split_reuse(
+    rows: DataFrame, previous: Optional[DataFrame], checksum: bool
+) -> tuple[Optional[DataFrame], DataFrame]:
     """(reused rows with their previous ``mel``, rows to compute).
 
     A track is reused when the previous output holds it with the same fingerprint (size and

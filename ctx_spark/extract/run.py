@@ -10,9 +10,10 @@ output, or that overlaps one of its inputs.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,7 +23,7 @@ from ctx_spark import io
 from ctx_spark.audio.params import MelParams
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
-from ctx_spark.extract import listing, plan, reuse, tasks, targets
+from ctx_spark.extract import listing, plan, reuse, targets, tasks
 from ctx_spark.extract.report import extract_report
 from ctx_spark.extract.settings import ExtractSettings
 from ctx_spark.fs import arrow_filesystem
@@ -39,8 +40,9 @@ log = get_logger("extract")
 ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 #: What an extraction output root holds; anything else there makes the job refuse --out.
-OWNED_NAMES = frozenset(SPLITS + (ALL_SPLIT, contract.ERRORS_DIR, contract.PARAMS_FILE, contract.INFO_FILE,
-                                  contract.REPORT_FILE))
+OWNED_NAMES = frozenset(
+    SPLITS + (ALL_SPLIT, contract.ERRORS_DIR, contract.PARAMS_FILE, contract.INFO_FILE, contract.REPORT_FILE)
+)
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,9 @@ def _union(computed: Optional[DataFrame], reused: Optional[DataFrame]) -> Option
     return computed if reused is None else computed.unionByName(reused)
 
 
-def run_extract_stage(spark: SparkSession, cfg: Config, inputs: ExtractInputs, out: str,
-                      previous: Optional[str] = None) -> dict[str, Any]:
+def run_extract_stage(
+    spark: SparkSession, cfg: Config, inputs: ExtractInputs, out: str, previous: Optional[str] = None
+) -> dict[str, Any]:
     """Extract spectrograms and write ``out/{train,validation,test}/`` (or ``out/all/``),
     ``out/errors/``, ``out/mel_params.json``, ``out/shards.json`` and ``out/report.json``.
     Returns the report.
@@ -144,9 +147,14 @@ def run_extract_stage(spark: SparkSession, cfg: Config, inputs: ExtractInputs, o
     io.check_output_path("extract", out, inputs.paths())
     io.check_replaceable(spark, "extract", out, OWNED_NAMES)
     run = ExtractRun(
-        spark=spark, cfg=cfg, inputs=inputs, out=out,
+        spark=spark,
+        cfg=cfg,
+        inputs=inputs,
+        out=out,
         previous_root=io.qualify(previous).rstrip("/") if previous else out,
-        params=cfg.section("audio", MelParams), settings=cfg.section("extract", ExtractSettings), started=started,
+        params=cfg.section("audio", MelParams),
+        settings=cfg.section("extract", ExtractSettings),
+        started=started,
     )
     with _arrow_batch_rows(spark, run.settings.batch_rows):
         with stage(log, "read inputs"):
@@ -176,7 +184,8 @@ def _extract(run: ExtractRun) -> dict[str, Any]:
     counts = _count_rows(run)
     kind = id_kind(rows.schema[TRACK_ID].dataType)
     previous, previous_note = (
-        reuse.previous_output(spark, run.previous_root, params, kind) if settings.incremental
+        reuse.previous_output(spark, run.previous_root, params, kind)
+        if settings.incremental
         else (None, "incremental disabled")
     )
     log.info("incremental: %s", previous_note)
@@ -190,8 +199,9 @@ def _extract(run: ExtractRun) -> dict[str, Any]:
     partitions = plan.audio_partitions(n_compute, settings, spark.sparkContext.defaultParallelism)
     group_rows = rows_per_group(params, settings.row_group_mb)
     layout = plan.shard_layout(counts.per_split, group_rows * settings.row_groups_per_file)
-    log.info("%d of %d tracks to compute in %d tasks; shard files per split: %s",
-             n_compute, counts.total, partitions, layout)
+    log.info(
+        "%d of %d tracks to compute in %d tasks; shard files per split: %s", n_compute, counts.total, partitions, layout
+    )
     with io.atomic_output(spark, run.out) as staging:
         spec = plan.audio_spec(params, settings, _no_audio_message(run.inputs, settings))
         computed = plan.compute_mels(to_compute, spec, partitions) if n_compute else None
@@ -218,8 +228,10 @@ def _extract(run: ExtractRun) -> dict[str, Any]:
 
 def _no_audio_message(inputs: ExtractInputs, settings: ExtractSettings) -> str:
     if inputs.audio_dir is not None:
-        return (f"no <track_id>.{{{','.join(settings.extensions)}}} file under {inputs.audio_dir} "
-                "(zero-byte files are not listed)")
+        return (
+            f"no <track_id>.{{{','.join(settings.extensions)}}} file under {inputs.audio_dir} "
+            "(zero-byte files are not listed)"
+        )
     return f"the audio table {inputs.tracks} gives no audio for this track"
 
 
@@ -241,21 +253,32 @@ def _write_empty_errors(staging: str, kind: str) -> None:
     pq.write_table(schema.empty_table(), f"{root}/{contract.ERRORS_DIR}/part-00000-000.parquet", filesystem=fs)
 
 
-def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run: the run's audio (a table or a directory) and the
     dataset stage's output in; the previous run's shards reused for unchanged tracks."""
-    inputs = ExtractInputs(tracks=request.inputs.get("audio_table"), audio_dir=request.inputs.get("audio_dir"),
-                           dataset=request.upstream["dataset"])
+    inputs = ExtractInputs(
+        tracks=request.inputs.get("audio_table"),
+        audio_dir=request.inputs.get("audio_dir"),
+        dataset=request.upstream["dataset"],
+    )
     return run_extract_stage(request.spark, request.cfg, inputs, request.out, previous=request.previous)
 
 
 def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
     """The counts a refresh manifest keeps from the report."""
-    return {"tracks_in": report["tracks_in"], "written": report["written_total"], "per_split": report["written"],
-            "computed": report["computed"], "reused": report["reused"], "failed": report["failed_total"],
-            "failed_by_reason": report["failed"]}
+    return {
+        "tracks_in": report["tracks_in"],
+        "written": report["written_total"],
+        "per_split": report["written"],
+        "computed": report["computed"],
+        "reused": report["reused"],
+        "failed": report["failed_total"],
+        "failed_by_reason": report["failed"],
+    }
 
 
 def manifest_line(rows: dict[str, Any]) -> str:
-    return (f"mels: {rows['written']} written, {rows['computed']} computed, {rows['reused']} reused, "
-            f"{rows['failed']} failed")
+    return (
+        f"mels: {rows['written']} written, {rows['computed']} computed, {rows['reused']} reused, "
+        f"{rows['failed']} failed"
+    )

@@ -47,7 +47,9 @@ class ExtractSettings:
         if self.id_type not in ID_TYPES:
             raise ValueError(f"id_type must be one of {', '.join(ID_TYPES)}, got {self.id_type!r}")
         if self.change_detection not in CHANGE_DETECTION:
-            raise ValueError(f"change_detection must be one of {', '.join(CHANGE_DETECTION)}, got {self.change_detection!r}")
+            raise ValueError(
+                f"change_detection must be one of {', '.join(CHANGE_DETECTION)}, got {self.change_detection!r}"
+            )
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}")
         if self.silence_peak_dbfs > 0:

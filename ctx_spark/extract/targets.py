@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -133,7 +134,10 @@ def check_rows(rows: DataFrame, n_contexts: Optional[int]) -> RowCounts:
         for column in contract.TARGET_COLUMNS:
             bad_len = bad_len | F.coalesce(F.size(column) != n_contexts, F.lit(True))
         bad_label = F.exists(contract.LABELS, lambda x: ~x.isin(0, 1))
-        aggs += [F.sum(bad_len.cast("long")).alias("bad_len"), F.sum(F.coalesce(bad_label, F.lit(True)).cast("long")).alias("bad_label")]
+        aggs += [
+            F.sum(bad_len.cast("long")).alias("bad_len"),
+            F.sum(F.coalesce(bad_label, F.lit(True)).cast("long")).alias("bad_label"),
+        ]
     groups = rows.groupBy(SPLIT).agg(*aggs).limit(64).collect()
     allowed = contract.SPLITS if n_contexts is not None else (contract.ALL_SPLIT,)
     unknown = sorted(str(g[SPLIT]) for g in groups if g[SPLIT] not in allowed)

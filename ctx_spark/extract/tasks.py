@@ -11,18 +11,19 @@ from __future__ import annotations
 import faulthandler
 import multiprocessing
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ctx_spark import schema
-from ctx_spark.shards import contract
-from ctx_spark.audio.sources import checksum_audio, stat_audio
 from ctx_spark.audio.errors import CRASHED, ERROR, NO_AUDIO, STAGE_OF_REASON, AudioError
 from ctx_spark.audio.mel import compute_mel_info
 from ctx_spark.audio.params import MelParams
+from ctx_spark.audio.sources import checksum_audio, stat_audio
+from ctx_spark.shards import contract
 from ctx_spark.shards.contract import AUDIO, AUDIO_CHECKSUM, AUDIO_MTIME, AUDIO_SIZE, output_schema
 from ctx_spark.shards.writer import ShardWriter
 
@@ -65,6 +66,7 @@ def _append(batch: pa.RecordBatch, names: Iterable[str], arrays: Iterable[pa.Arr
 
 # --- fingerprints -----------------------------------------------------------------------
 
+
 def fingerprint_batches(batches: Iterator[pa.RecordBatch], checksum: bool) -> Iterator[pa.RecordBatch]:
     """Add size (bytes), mtime (ms) and, when ``checksum``, the SHA-256 of each ``audio``.
 
@@ -94,6 +96,7 @@ def fingerprint_batches(batches: Iterator[pa.RecordBatch], checksum: bool) -> It
 
 
 # --- spectrograms -----------------------------------------------------------------------
+
 
 def _child(conn, fn: Callable, args: tuple) -> None:
     faulthandler.disable()  # a crash here is expected and reported by the parent
@@ -179,8 +182,10 @@ def compute_batches(batches: Iterator[pa.RecordBatch], spec: AudioSpec) -> Itera
     for batch in batches:
         for start in range(0, batch.num_rows, spec.batch_rows):
             part = batch.slice(start, spec.batch_rows)
-            rows = [_mel_row(audio, spec.params, spec.silence_peak_dbfs, isolate, spec.no_audio_message)
-                    for audio in part.column(AUDIO).to_pylist()]
+            rows = [
+                _mel_row(audio, spec.params, spec.silence_peak_dbfs, isolate, spec.no_audio_message)
+                for audio in part.column(AUDIO).to_pylist()
+            ]
             columns = list(zip(*rows)) if rows else [[], [], [], [], []]
             yield _append(
                 part,
@@ -221,8 +226,11 @@ def _runs(values: list) -> Iterator[tuple[object, int, int]]:
 
 def _count(stats: dict, batch: pa.RecordBatch, ok: pa.Array) -> None:
     keys = zip(
-        batch.column(SPLIT).to_pylist(), ok.to_pylist(), batch.column(ERROR_REASON).to_pylist(),
-        batch.column(REUSED).to_pylist(), batch.column(DECODED).to_pylist(),
+        batch.column(SPLIT).to_pylist(),
+        ok.to_pylist(),
+        batch.column(ERROR_REASON).to_pylist(),
+        batch.column(REUSED).to_pylist(),
+        batch.column(DECODED).to_pylist(),
     )
     for split, good, reason, reused, seconds in keys:
         entry = stats.setdefault((split, WRITTEN if good else FAILED, reason, bool(reused)), [0, 0.0])

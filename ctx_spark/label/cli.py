@@ -61,8 +61,10 @@ def _rank(args: argparse.Namespace, cfg: Config) -> int:
     else:
         playlists, source = read_playlists(spark, args.playlists, args.title_column), args.playlists
     report = run_rank_stage(spark, cfg, playlists, source, args.out)
-    print(f"ranking of {report['keywords']} keywords over {report['playlists']} playlists written to "
-          f"{report['outputs']['keyword_ranking']} (and {report['outputs']['csv']})")
+    print(
+        f"ranking of {report['keywords']} keywords over {report['playlists']} playlists written to "
+        f"{report['outputs']['keyword_ranking']} (and {report['outputs']['csv']})"
+    )
     print(ranking_table(report["ranking"], args.top))
     return 0
 

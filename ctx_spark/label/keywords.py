@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -19,14 +20,16 @@ from pyspark.sql import types as T
 from ctx_spark.config import Contexts
 from ctx_spark.text import KeywordMatcher, match_titles
 
-RANKING_SCHEMA = T.StructType([
-    T.StructField("rank", T.IntegerType(), False),
-    T.StructField("keyword", T.StringType(), False),
-    T.StructField("category", T.StringType(), False),
-    T.StructField("context", T.StringType(), True),
-    T.StructField("n_playlists", T.LongType(), False),
-    T.StructField("share", T.DoubleType(), False),
-])
+RANKING_SCHEMA = T.StructType(
+    [
+        T.StructField("rank", T.IntegerType(), False),
+        T.StructField("keyword", T.StringType(), False),
+        T.StructField("category", T.StringType(), False),
+        T.StructField("context", T.StringType(), True),
+        T.StructField("n_playlists", T.LongType(), False),
+        T.StructField("share", T.DoubleType(), False),
+    ]
+)
 
 
 def keyword_categories(vocabulary: Mapping[str, Sequence[str]]) -> dict[str, str]:
@@ -113,7 +116,9 @@ def ranking_csv(rows: Sequence) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["rank", "keyword", "category", "context", "n_playlists", "share"])
     for r in rows:
-        writer.writerow([r["rank"], r["keyword"], r["category"], r["context"] or "", r["n_playlists"], f"{r['share']:.6f}"])
+        writer.writerow(
+            [r["rank"], r["keyword"], r["category"], r["context"] or "", r["n_playlists"], f"{r['share']:.6f}"]
+        )
     return buffer.getvalue()
 
 
@@ -121,6 +126,8 @@ def ranking_table(rows: Sequence, top: int) -> str:
     """The first ``top`` rows as a Markdown table (for the console and the docs)."""
     lines = ["| rank | keyword | category | playlists | share | context |", "|---:|---|---|---:|---:|---|"]
     for r in rows[:top]:
-        lines.append(f"| {r['rank']} | {r['keyword']} | {r['category']} | {r['n_playlists']} | "
-                     f"{100 * r['share']:.2f}% | {r['context'] or ''} |")
+        lines.append(
+            f"| {r['rank']} | {r['keyword']} | {r['category']} | {r['n_playlists']} | "
+            f"{100 * r['share']:.2f}% | {r['context'] or ''} |"
+        )
     return "\n".join(lines)

@@ -68,7 +68,8 @@ def read_playlists(spark: SparkSession, path: str, title_column: str = "title") 
     raw = spark.read.parquet(path)
     if title_column != "title":
         if title_column not in raw.columns:
-            raise InputError(f"table 'playlists': no column '{title_column}' (--title-column); "
-                             f"it has {', '.join(raw.columns)}")
+            raise InputError(
+                f"table 'playlists': no column '{title_column}' (--title-column); it has {', '.join(raw.columns)}"
+            )
         raw = raw.drop("title").withColumnRenamed(title_column, "title")
     return schema.validate(raw, schema.PLAYLISTS)

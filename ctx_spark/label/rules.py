@@ -71,13 +71,21 @@ def matched_track_rows(playlist_tracks: DataFrame, tracks: DataFrame, matched: D
     # Only the tracks of matched playlists are de-duplicated: when their ids fit a
     # broadcast, the tracks table is filtered where it is read instead of being shuffled.
     wanted = pairs.select("track_id").distinct()
-    catalogue = tracks.join(wanted, "track_id", "left_semi").groupBy("track_id").agg(
-        F.min("artist_id").alias("artist_id"),
-        F.min("album_id").alias("album_id"),
-        F.lit(True).alias("known"),
+    catalogue = (
+        tracks.join(wanted, "track_id", "left_semi")
+        .groupBy("track_id")
+        .agg(
+            F.min("artist_id").alias("artist_id"),
+            F.min("album_id").alias("album_id"),
+            F.lit(True).alias("known"),
+        )
     )
     return pairs.join(catalogue, "track_id", "left").select(
-        "playlist_id", "track_id", "artist_id", "album_id", "rows",
+        "playlist_id",
+        "track_id",
+        "artist_id",
+        "album_id",
+        "rows",
         F.coalesce(F.col("known"), F.lit(False)).alias("known"),
     )
 
@@ -93,11 +101,14 @@ def playlist_focus(known_rows: DataFrame) -> DataFrame:
         distinct known tracks, and the most tracks held by one artist and by one album.
         Null artists or albums count toward none.
     """
+
     def largest(column: str, alias: str) -> DataFrame:
         return (
             known_rows.where(F.col(column).isNotNull())
-            .groupBy("playlist_id", column).agg(F.count(F.lit(1)).alias("_n"))
-            .groupBy("playlist_id").agg(F.max("_n").alias(alias))
+            .groupBy("playlist_id", column)
+            .agg(F.count(F.lit(1)).alias("_n"))
+            .groupBy("playlist_id")
+            .agg(F.max("_n").alias(alias))
         )
 
     size = known_rows.groupBy("playlist_id").agg(F.count(F.lit(1)).alias("n_tracks"))
@@ -114,11 +125,13 @@ def focus_flags(focus: DataFrame, settings: LabelSettings) -> DataFrame:
     A share above ``max_share`` removes a playlist; a share equal to it keeps it.
     """
     share = F.lit(settings.max_share)
-    return focus.withColumns({
-        "oversized": F.col("n_tracks") > settings.max_tracks,
-        "artist_dominated": (F.col("max_artist_tracks") / F.col("n_tracks")) > share,
-        "album_dominated": (F.col("max_album_tracks") / F.col("n_tracks")) > share,
-    })
+    return focus.withColumns(
+        {
+            "oversized": F.col("n_tracks") > settings.max_tracks,
+            "artist_dominated": (F.col("max_artist_tracks") / F.col("n_tracks")) > share,
+            "album_dominated": (F.col("max_album_tracks") / F.col("n_tracks")) > share,
+        }
+    )
 
 
 def focused_playlist_ids(flagged: DataFrame) -> DataFrame:
@@ -152,9 +165,7 @@ def track_labels(counts: DataFrame, contexts: Contexts, min_playlists: int) -> D
     """
     by_track = counts.groupBy("track_id", "artist_id", "album_id").agg(
         F.map_from_entries(F.collect_list(F.struct("context", "n_playlists"))).alias("_counts"),
-        F.array_sort(
-            F.collect_list(F.when(F.col("n_playlists") >= min_playlists, F.col("context")))
-        ).alias("contexts"),
+        F.array_sort(F.collect_list(F.when(F.col("n_playlists") >= min_playlists, F.col("context")))).alias("contexts"),
     )
     vector = F.array(*[F.coalesce(F.col("_counts")[name], F.lit(0)) for name in contexts.names])
     return by_track.where(F.size("contexts") > 0).select(
@@ -206,7 +217,9 @@ class LabelResult:
             F.count(F.when(F.col("oversized"), 1)).alias("oversized"),
             F.count(F.when(F.col("artist_dominated"), 1)).alias("artist_dominated"),
             F.count(F.when(F.col("album_dominated"), 1)).alias("album_dominated"),
-            F.count(F.when(~(F.col("oversized") | F.col("artist_dominated") | F.col("album_dominated")), 1)).alias("kept"),
+            F.count(F.when(~(F.col("oversized") | F.col("artist_dominated") | F.col("album_dominated")), 1)).alias(
+                "kept"
+            ),
         ).first()
         labelled = self.counts.where(F.col("n_playlists") >= self.settings.min_playlists)
         labelled_per_context = _per_context(labelled.groupBy("context").count().collect(), names)
@@ -286,7 +299,14 @@ def label_catalogue(
     counts = count_track_contexts(matched, focused_playlist_ids(flagged), known_rows)
     labels = track_labels(counts, contexts, settings.min_playlists)
     return LabelResult(
-        playlists=playlists, playlist_tracks=playlist_tracks, tracks=tracks, matched=matched,
-        track_rows=track_rows, flagged=flagged, counts=counts, labels=labels,
-        contexts=contexts, settings=settings,
+        playlists=playlists,
+        playlist_tracks=playlist_tracks,
+        tracks=tracks,
+        matched=matched,
+        track_rows=track_rows,
+        flagged=flagged,
+        counts=counts,
+        labels=labels,
+        contexts=contexts,
+        settings=settings,
     )

@@ -42,7 +42,9 @@ def read_inputs(spark: SparkSession, inputs: LabelInputs):
     playlists = io.read_table(spark, inputs.playlists, schema.PLAYLISTS)
     playlist_tracks = io.read_table(spark, inputs.playlist_tracks, schema.PLAYLIST_TRACKS)
     tracks = io.read_table(spark, inputs.tracks, schema.TRACKS)
-    schema.check_same_id_type([("playlists", playlists, "playlist_id"), ("playlist_tracks", playlist_tracks, "playlist_id")])
+    schema.check_same_id_type(
+        [("playlists", playlists, "playlist_id"), ("playlist_tracks", playlist_tracks, "playlist_id")]
+    )
     schema.check_same_id_type([("playlist_tracks", playlist_tracks, "track_id"), ("tracks", tracks, "track_id")])
     return playlists, playlist_tracks, tracks
 
@@ -91,7 +93,8 @@ def summary(report: dict[str, Any]) -> str:
     lines = [
         f"labels written to {report['outputs']['track_labels']}",
         f"counts written to {report['outputs']['track_context_counts']}",
-        f"read {report['rows_read']['playlists']} playlists, {report['rows_read']['playlist_tracks']} playlist-track rows, "
+        f"read {report['rows_read']['playlists']} playlists, "
+        f"{report['rows_read']['playlist_tracks']} playlist-track rows, "
         f"{report['rows_read']['tracks']} tracks; kept {report['playlists_kept']} of {report['playlists_matched']} "
         f"keyword-matched playlists; labelled {report['tracks_labelled']} tracks in {report['elapsed_seconds']:.1f} s",
         f"{'context':<10} {'playlists':>10} {'tracks':>8}",
@@ -101,7 +104,7 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run (the refresh): the run's three input tables in."""
     inputs = LabelInputs(request.inputs["playlists"], request.inputs["playlist_tracks"], request.inputs["tracks"])
     return run_label_stage(request.spark, request.cfg, inputs, request.out)
@@ -109,8 +112,11 @@ def run_in_chain(request: "StageRequest") -> dict[str, Any]:
 
 def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
     """The counts a refresh manifest keeps from the report."""
-    return {"read": report["rows_read"], "playlists_kept": report["playlists_kept"],
-            "tracks_labelled": report["tracks_labelled"]}
+    return {
+        "read": report["rows_read"],
+        "playlists_kept": report["playlists_kept"],
+        "tracks_labelled": report["tracks_labelled"],
+    }
 
 
 def manifest_line(rows: dict[str, Any]) -> str:

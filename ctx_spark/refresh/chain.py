@@ -133,8 +133,14 @@ def run_stages(chain: Chain) -> None:
             chain.earlier.append(name)
         else:
             clear_leftovers(run.store, run.snapshot, out)
-            request = StageRequest(spark=chain.spark, cfg=chain.cfg, out=out, inputs=inputs,
-                                   upstream=dict(upstream), previous=run.previous_dir(name))
+            request = StageRequest(
+                spark=chain.spark,
+                cfg=chain.cfg,
+                out=out,
+                inputs=inputs,
+                upstream=dict(upstream),
+                previous=run.previous_dir(name),
+            )
             with stage(log, f"refresh {name}"):
                 report = definition.run(request)
         upstream[name] = out
@@ -155,16 +161,22 @@ def _changes(chain: Chain) -> dict[str, Any]:
         before = f"{previous_labels}/{schema.TRACK_LABELS_DIR}"
         if run.store.exists(before):
             with stage(log, "label changes"):
-                labels = label_changes(spark.read.parquet(before),
-                                       spark.read.parquet(f"{run.stage_dir('label')}/{schema.TRACK_LABELS_DIR}"),
-                                       chain.cfg.contexts.names)
+                labels = label_changes(
+                    spark.read.parquet(before),
+                    spark.read.parquet(f"{run.stage_dir('label')}/{schema.TRACK_LABELS_DIR}"),
+                    chain.cfg.contexts.names,
+                )
     extract = chain.reports.get("extract", {})
-    return {"previous_snapshot": previous, "labels": labels,
-            "mels": {"computed": extract.get("computed"), "reused": extract.get("reused")}}
+    return {
+        "previous_snapshot": previous,
+        "labels": labels,
+        "mels": {"computed": extract.get("computed"), "reused": extract.get("reused")},
+    }
 
 
-def build_manifest(chain: Chain, status: str, error: Optional[str] = None,
-                   failed_stage: Optional[str] = None) -> dict[str, Any]:
+def build_manifest(
+    chain: Chain, status: str, error: Optional[str] = None, failed_stage: Optional[str] = None
+) -> dict[str, Any]:
     """The run's manifest.json: inputs, configuration, code, per-stage counts, changes."""
     run, cat, cfg, spark = chain.run, chain.cat, chain.cfg, chain.spark
     return {
@@ -178,8 +190,12 @@ def build_manifest(chain: Chain, status: str, error: Optional[str] = None,
         "stages_from_earlier_attempts": list(chain.earlier),
         "previous_snapshot": run.state.get("previous"),
         "inputs": {
-            "catalogue": cat.root, "tables": cat.tables(), "audio_source": cat.audio_source,
-            "audio_dir": cat.audio_dir, "model": chain.settings.model, "fingerprint": run.state["fingerprint"],
+            "catalogue": cat.root,
+            "tables": cat.tables(),
+            "audio_source": cat.audio_source,
+            "audio_dir": cat.audio_dir,
+            "model": chain.settings.model,
+            "fingerprint": run.state["fingerprint"],
         },
         "config": cfg.to_dict(),
         "config_sources": list(cfg.sources),
@@ -212,8 +228,14 @@ def record_failure(chain: Chain, exc: BaseException) -> None:
         write_manifest(run.store, run.layout, run.run_id, build_manifest(chain, "failed", error[:2000], failed))
     except Exception as inner:  # the filesystem itself may be what failed
         log.error("could not record the failure of run %s: %s", run.run_id, inner)
-    log.error("run %s failed%s: %s; %s still names %s", run.run_id, f" in stage {failed}" if failed else "",
-              error[:500], run.layout.pointer, run.state.get("previous") or "nothing")
+    log.error(
+        "run %s failed%s: %s; %s still names %s",
+        run.run_id,
+        f" in stage {failed}" if failed else "",
+        error[:500],
+        run.layout.pointer,
+        run.state.get("previous") or "nothing",
+    )
 
 
 #: The snapshot sub-directory of the report site.

@@ -15,8 +15,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--catalogue", help="catalogue directory (playlists/, playlist_tracks/, tracks/, audio)")
     parser.add_argument("--root", required=True, help="refresh root: snapshots/, current, refresh.lock")
     parser.add_argument("--run-id", help="use this run-id instead of a new time-sorted one (or resume it)")
-    parser.add_argument("--print-current", action="store_true",
-                        help="print the published snapshot's path (nothing when none) and exit")
+    parser.add_argument(
+        "--print-current", action="store_true", help="print the published snapshot's path (nothing when none) and exit"
+    )
 
 
 def exit_on_sigterm(signum: int, frame: object) -> None:

@@ -7,7 +7,8 @@ driver.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -34,16 +35,24 @@ def label_changes(previous: DataFrame, current: DataFrame, names: Sequence[str])
         carry it now and did not before (new tracks included) / the reverse (removed
         tracks included).
     """
-    as_string = not (isinstance(previous.schema["track_id"].dataType, (T.LongType, T.IntegerType))
-                     and isinstance(current.schema["track_id"].dataType, (T.LongType, T.IntegerType)))
+    as_string = not (
+        isinstance(previous.schema["track_id"].dataType, (T.LongType, T.IntegerType))
+        and isinstance(current.schema["track_id"].dataType, (T.LongType, T.IntegerType))
+    )
     joined = _keyed(previous, "before", as_string).join(_keyed(current, "after", as_string), "track_id", "full_outer")
     empty = F.array().cast("array<string>")
     before, after = F.coalesce(F.col("before"), empty), F.coalesce(F.col("after"), empty)
     aggs = [
         F.count(F.when(F.col("before").isNull(), 1)).alias("added"),
         F.count(F.when(F.col("after").isNull(), 1)).alias("removed"),
-        F.count(F.when(F.col("before").isNotNull() & F.col("after").isNotNull()
-                       & (F.array_sort("before") != F.array_sort("after")), 1)).alias("relabelled"),
+        F.count(
+            F.when(
+                F.col("before").isNotNull()
+                & F.col("after").isNotNull()
+                & (F.array_sort("before") != F.array_sort("after")),
+                1,
+            )
+        ).alias("relabelled"),
     ]
     for i, name in enumerate(names):
         has_before, has_after = F.array_contains(before, name), F.array_contains(after, name)

@@ -20,8 +20,8 @@ import copy
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 from pyspark.sql import SparkSession
@@ -78,15 +78,19 @@ def resolve_catalogue(spark: SparkSession, catalogue: str, settings: RefreshSett
     if source in ("auto", "column"):
         has_column = AUDIO_COLUMN in spark.read.parquet(paths["tracks"]).columns
         if source == "column" and not has_column:
-            raise InputError(f"table 'tracks' ({paths['tracks']}): refresh.audio_source is 'column' but it "
-                             f"has no '{AUDIO_COLUMN}' column")
+            raise InputError(
+                f"table 'tracks' ({paths['tracks']}): refresh.audio_source is 'column' but it "
+                f"has no '{AUDIO_COLUMN}' column"
+            )
         source = "column" if has_column else "dir"
     audio_dir = None
     if source == "dir":
         audio_dir = _under(root, settings.audio_dir)
         if not io.path_exists(spark, audio_dir):
-            raise InputError(f"catalogue {root}: no '{AUDIO_COLUMN}' column in table 'tracks' and no audio "
-                             f"directory {audio_dir} (refresh.audio_dir)")
+            raise InputError(
+                f"catalogue {root}: no '{AUDIO_COLUMN}' column in table 'tracks' and no audio "
+                f"directory {audio_dir} (refresh.audio_dir)"
+            )
     return Catalogue(root=root, audio_source=source, audio_dir=audio_dir, **paths)
 
 
@@ -110,18 +114,25 @@ def listings(spark: SparkSession, paths: dict[str, str]) -> dict[str, dict[str, 
         jpath = jvm.org.apache.hadoop.fs.Path(path)
         qualified[name] = jpath.getFileSystem(conf).makeQualified(jpath).toString().rstrip("/")
     files = (
-        spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(list(paths.values()))
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(list(paths.values()))
         .select("path", "length", F.unix_millis("modificationTime").alias("mtime"))
     )
     owner = F.lit(None).cast("string")
     for name, prefix in sorted(qualified.items(), key=lambda item: len(item[1])):  # longest prefix wins
         owner = F.when((F.col("path") == prefix) | F.col("path").startswith(prefix + "/"), F.lit(name)).otherwise(owner)
-    rows = files.withColumn("input", owner).groupBy("input").agg(
-        F.count(F.lit(1)).alias("files"),
-        F.sum("length").alias("bytes"),
-        F.max("mtime").alias("latest"),
-        F.bit_xor(F.xxhash64("path", "length", "mtime")).alias("digest"),
-    ).collect()  # one row per input
+    rows = (
+        files.withColumn("input", owner)
+        .groupBy("input")
+        .agg(
+            F.count(F.lit(1)).alias("files"),
+            F.sum("length").alias("bytes"),
+            F.max("mtime").alias("latest"),
+            F.bit_xor(F.xxhash64("path", "length", "mtime")).alias("digest"),
+        )
+        .collect()
+    )  # one row per input
     found = {row["input"]: row for row in rows}
     result = {}
     for name, path in paths.items():
@@ -131,8 +142,11 @@ def listings(spark: SparkSession, paths: dict[str, str]) -> dict[str, dict[str, 
             "path": path,
             "files": int(row["files"]) if row is not None else 0,
             "bytes": int(row["bytes"] or 0) if row is not None else 0,
-            "latest_mtime": (datetime.fromtimestamp(latest / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                             if latest is not None else None),
+            "latest_mtime": (
+                datetime.fromtimestamp(latest / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                if latest is not None
+                else None
+            ),
             "digest": f"{(row['digest'] or 0) & 0xFFFFFFFFFFFFFFFF:016x}" if row is not None else None,
         }
     return result

@@ -49,8 +49,13 @@ def pid_alive(pid: int) -> bool:
         return True  # no /proc (macOS): kill(0) said it exists
 
 
-def stale_reason(owner: Optional[dict[str, Any]], mtime: Optional[float], stale_seconds: float,
-                 now: Optional[float] = None, host: Optional[str] = None) -> Optional[str]:
+def stale_reason(
+    owner: Optional[dict[str, Any]],
+    mtime: Optional[float],
+    stale_seconds: float,
+    now: Optional[float] = None,
+    host: Optional[str] = None,
+) -> Optional[str]:
     """Why a lock may be taken over, or None while its owner looks alive.
 
     Args:
@@ -73,8 +78,10 @@ def describe(path: str, owner: Optional[dict[str, Any]], mtime: Optional[float])
     if not owner:
         return f"{path} (unreadable owner record)"
     beat = max(mtime or 0.0, float(owner.get("heartbeat") or 0.0))
-    return (f"{path}: host {owner.get('host')}, pid {owner.get('pid')}, started {owner.get('started')}, "
-            f"run-id {owner.get('run_id') or '(not chosen yet)'}, last heartbeat {time.time() - beat:.0f} s ago")
+    return (
+        f"{path}: host {owner.get('host')}, pid {owner.get('pid')}, started {owner.get('started')}, "
+        f"run-id {owner.get('run_id') or '(not chosen yet)'}, last heartbeat {time.time() - beat:.0f} s ago"
+    )
 
 
 class RunLock:
@@ -86,8 +93,12 @@ class RunLock:
         self.stale_seconds = stale_seconds
         self.heartbeat_seconds = heartbeat_seconds
         self.owner: dict[str, Any] = {
-            "host": socket.gethostname(), "pid": os.getpid(), "started": utc_now(), "run_id": None,
-            "token": uuid.uuid4().hex, "heartbeat": time.time(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": utc_now(),
+            "run_id": None,
+            "token": uuid.uuid4().hex,
+            "heartbeat": time.time(),
         }
         self.held = False
         self.lost: Optional[str] = None
@@ -203,7 +214,7 @@ class RunLock:
             self.store.delete(self.path)
             log.info("lock %s released", self.path)
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

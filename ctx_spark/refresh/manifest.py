@@ -25,8 +25,9 @@ def code_version() -> dict[str, Optional[str]]:
     commit = None
     if (root / ".git").exists():
         try:
-            done = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                  timeout=10, check=False)
+            done = subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+            )
             commit = (done.stdout.strip() or None) if done.returncode == 0 else None
         except (OSError, subprocess.SubprocessError):
             commit = None
@@ -45,8 +46,10 @@ def summary(manifest: dict[str, Any]) -> str:
     if manifest["status"] == "published":
         head += f", current snapshot {manifest['snapshot']}"
     if manifest.get("attempt", 1) > 1:
-        head += (f" (attempt {manifest['attempt']}; stages done by earlier attempts: "
-                 f"{', '.join(manifest['stages_from_earlier_attempts']) or 'none'})")
+        head += (
+            f" (attempt {manifest['attempt']}; stages done by earlier attempts: "
+            f"{', '.join(manifest['stages_from_earlier_attempts']) or 'none'})"
+        )
     lines = [head]
     for definition in STAGES:
         if definition.name not in stages:
@@ -55,7 +58,9 @@ def summary(manifest: dict[str, Any]) -> str:
         if definition.name == "label":
             line += _label_changes(manifest, changes)
         lines.append(line)
-    lines.append("seconds: " + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in stages.items() if v.get("seconds") is not None))
+    lines.append(
+        "seconds: " + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in stages.items() if v.get("seconds") is not None)
+    )
     if manifest.get("pruned"):
         lines.append(f"retention: deleted {', '.join(manifest['pruned'])}")
     if manifest.get("error"):
@@ -69,10 +74,11 @@ def _label_changes(manifest: dict[str, Any], changes: dict[str, Any]) -> str:
         c = changes["labels"]
         gained = ", ".join(f"{k} +{v}" for k, v in c["labels_gained"].items() if v)
         lost = ", ".join(f"{k} -{v}" for k, v in c["labels_lost"].items() if v)
-        return (f"; since {changes['previous_snapshot']}: +{c['tracks_added']} added, "
-                f"-{c['tracks_removed']} removed, {c['tracks_relabelled']} relabelled"
-                f"\n  labels gained: {gained or 'none'}; lost: {lost or 'none'}")
+        return (
+            f"; since {changes['previous_snapshot']}: +{c['tracks_added']} added, "
+            f"-{c['tracks_removed']} removed, {c['tracks_relabelled']} relabelled"
+            f"\n  labels gained: {gained or 'none'}; lost: {lost or 'none'}"
+        )
     if manifest.get("previous_snapshot") is None:
         return " (first snapshot: nothing to compare with)"
     return ""
-

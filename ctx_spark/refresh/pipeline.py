@@ -24,7 +24,13 @@ from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.refresh import snapshots as S
 from ctx_spark.refresh.chain import (
-    Chain, Run, build_manifest, record_failure, run_stages, write_manifest, write_report_site,
+    Chain,
+    Run,
+    build_manifest,
+    record_failure,
+    run_stages,
+    write_manifest,
+    write_report_site,
 )
 from ctx_spark.refresh.inputs import changed_parts, check_model, fingerprint, resolve_catalogue
 from ctx_spark.refresh.lock import RunLock
@@ -33,8 +39,10 @@ from ctx_spark.refresh.store import store_for, utc_now
 
 log = get_logger("refresh")
 
-def run_refresh(spark: SparkSession, cfg: Config, catalogue: str, root: str,
-                run_id: Optional[str] = None) -> dict[str, Any]:
+
+def run_refresh(
+    spark: SparkSession, cfg: Config, catalogue: str, root: str, run_id: Optional[str] = None
+) -> dict[str, Any]:
     """Refresh root ``root`` from catalogue ``catalogue``; returns the manifest.
 
     Args:
@@ -85,24 +93,30 @@ def run_refresh(spark: SparkSession, cfg: Config, catalogue: str, root: str,
         return manifest
 
 
-def _start_or_resume(store, layout: S.Layout, fp: dict[str, Any], current: Optional[str],
-                     run_id: Optional[str]) -> Run:
+def _start_or_resume(store, layout: S.Layout, fp: dict[str, Any], current: Optional[str], run_id: Optional[str]) -> Run:
     snapshots = S.list_snapshots(store, layout, current)
     candidate: Optional[S.Snapshot]
     if run_id is not None:
         S.check_run_id(run_id)
         candidate = next((s for s in snapshots if s.run_id == run_id), None)
-        if candidate is not None and (candidate.published or candidate.state is None
-                                      or candidate.state.get("previous") != current
-                                      or _digest(candidate.state) != fp["digest"]):
-            why = "is published" if candidate.published else "belongs to a run with other inputs, settings or predecessor"
+        if candidate is not None and (
+            candidate.published
+            or candidate.state is None
+            or candidate.state.get("previous") != current
+            or _digest(candidate.state) != fp["digest"]
+        ):
+            why = (
+                "is published" if candidate.published else "belongs to a run with other inputs, settings or predecessor"
+            )
             raise InputError(f"snapshot {layout.snapshot(run_id)} {why}; choose another --run-id")
     else:
         candidate = S.resumable(snapshots, current)
         if candidate is not None and _digest(candidate.state) != fp["digest"]:
-            log.warning("inputs or config changed since unfinished run %s began (%s); starting a new run",
-                        candidate.run_id,
-                        ", ".join(changed_parts(candidate.state.get("fingerprint") or {}, fp)) or "fingerprint")
+            log.warning(
+                "inputs or config changed since unfinished run %s began (%s); starting a new run",
+                candidate.run_id,
+                ", ".join(changed_parts(candidate.state.get("fingerprint") or {}, fp)) or "fingerprint",
+            )
             candidate = None
     if candidate is not None:
         state = dict(candidate.state)
@@ -113,8 +127,16 @@ def _start_or_resume(store, layout: S.Layout, fp: dict[str, Any], current: Optio
         new_id = run_id or S.new_run_id()
         while run_id is None and store.exists(layout.snapshot(new_id)):
             new_id = S.new_run_id()
-        state = {"run_id": new_id, "started": utc_now(), "status": S.RUNNING, "previous": current,
-                 "fingerprint": fp, "attempts": 1, "stages": {}, "error": None}
+        state = {
+            "run_id": new_id,
+            "started": utc_now(),
+            "status": S.RUNNING,
+            "previous": current,
+            "fingerprint": fp,
+            "attempts": 1,
+            "stages": {},
+            "error": None,
+        }
         run = Run(store, layout, state)
         store.make_dirs(run.snapshot)
         log.info("new run %s (previous published snapshot: %s)", new_id, current or "none")

@@ -13,8 +13,14 @@ AUDIO_SOURCES = ("auto", "column", "dir")
 
 #: Settings that change how a run is operated, not what it produces: left out of the
 #: fingerprint that decides whether an unfinished run may be resumed.
-OPERATIONAL_KEYS = ("keep_snapshots", "lock_stale_seconds", "lock_heartbeat_seconds", "fail_after_stage",
-                    "report", "report_top")
+OPERATIONAL_KEYS = (
+    "keep_snapshots",
+    "lock_stale_seconds",
+    "lock_heartbeat_seconds",
+    "fail_after_stage",
+    "report",
+    "report_top",
+)
 
 
 @dataclass(frozen=True)
@@ -55,4 +61,6 @@ class RefreshSettings:
         if self.report_top < 1:
             raise ValueError(f"report_top must be >= 1, got {self.report_top}")
         if self.fail_after_stage is not None and self.fail_after_stage not in STAGE_DIRS:
-            raise ValueError(f"fail_after_stage must be null or one of {', '.join(STAGE_DIRS)}, got {self.fail_after_stage!r}")
+            raise ValueError(
+                f"fail_after_stage must be null or one of {', '.join(STAGE_DIRS)}, got {self.fail_after_stage!r}"
+            )

@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Optional
 
 from ctx_spark.errors import InputError
@@ -41,7 +41,7 @@ RUNNING, FAILED, PUBLISHED = "running", "failed", "published"
 def new_run_id() -> str:
     """``YYYYmmddTHHMMSSZ-xxxxxx``: sorts by start time (UTC); the random suffix keeps two
     runs started in the same second apart."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def check_run_id(run_id: str) -> str:
@@ -152,8 +152,9 @@ def list_snapshots(store, layout: Layout, current: Optional[str]) -> list[Snapsh
 def resumable(snapshots: list[Snapshot], current: Optional[str]) -> Optional[Snapshot]:
     """The newest unfinished run started while ``current`` was the published snapshot (an
     earlier unfinished run can never be resumed: a later one published over it)."""
-    candidates = [s for s in snapshots if not s.published and s.state is not None
-                  and s.state.get("previous") == current]
+    candidates = [
+        s for s in snapshots if not s.published and s.state is not None and s.state.get("previous") == current
+    ]
     return candidates[-1] if candidates else None
 
 
@@ -167,8 +168,9 @@ def prune(store, layout: Layout, keep: int, current: Optional[str], protect: fro
     kept = {s.run_id for s in newest_first[:keep]} | ({current} if current else set()) | set(protect)
     newest_publication = max((s.published_at or s.started for s in published), default="")
     doomed = [s.run_id for s in published if s.run_id not in kept]
-    doomed += [s.run_id for s in snapshots if not s.published and s.run_id not in kept
-               and s.started < newest_publication]
+    doomed += [
+        s.run_id for s in snapshots if not s.published and s.run_id not in kept and s.started < newest_publication
+    ]
     for run_id in doomed:
         log.info("retention: deleting snapshot %s", run_id)
         store.delete(layout.snapshot(run_id))

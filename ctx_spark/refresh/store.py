@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Optional
 
 from ctx_spark import io
@@ -161,8 +161,11 @@ class HadoopStore:
             options[0] = jvm.org.apache.hadoop.fs.Options.Rename.OVERWRITE
             context.rename(self._path(tmp), self._path(path), options)
         except Exception as exc:  # Py4JJavaError: no AbstractFileSystem for this scheme
-            log.warning("atomic replace unavailable for %s (%s); replacing by rename aside",
-                        path, str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__)
+            log.warning(
+                "atomic replace unavailable for %s (%s); replacing by rename aside",
+                path,
+                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__,
+            )
             io.publish(self.spark, tmp, path)
 
     def create_new(self, path: str, text: str) -> bool:
@@ -217,4 +220,4 @@ def store_for(spark, root: str):
 
 def utc_now() -> str:
     """The current UTC time as ISO 8601 with microseconds (sorts as text)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -22,8 +22,9 @@ read, with a warning that its label order cannot be checked); 2 records them.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -33,8 +34,19 @@ from ctx_spark.errors import InputError
 from ctx_spark.schema import ALL_SPLIT, LABELS, REPORT_FILE, SPLITS, TARGET_COLUMNS, TRACK_ID, WEIGHT_COLUMNS
 
 __all__ = [
-    "ALL_SPLIT", "LABELS", "REPORT_FILE", "SPLITS", "TARGET_COLUMNS", "TRACK_ID", "WEIGHT_COLUMNS",
-    "MEL", "PARAMS_FILE", "INFO_FILE", "ERRORS_DIR", "FORMAT_VERSION", "ShardInfo",
+    "ALL_SPLIT",
+    "LABELS",
+    "REPORT_FILE",
+    "SPLITS",
+    "TARGET_COLUMNS",
+    "TRACK_ID",
+    "WEIGHT_COLUMNS",
+    "MEL",
+    "PARAMS_FILE",
+    "INFO_FILE",
+    "ERRORS_DIR",
+    "FORMAT_VERSION",
+    "ShardInfo",
 ]
 
 MEL = "mel"
@@ -81,8 +93,12 @@ def decode_mel(data: bytes, params: MelParams) -> np.ndarray:
     return array.reshape(params.shape)
 
 
-def shard_schema(id_type: pa.DataType, with_targets: bool, params: Optional[MelParams] = None,
-                 contexts: Optional[Sequence[str]] = None) -> pa.Schema:
+def shard_schema(
+    id_type: pa.DataType,
+    with_targets: bool,
+    params: Optional[MelParams] = None,
+    contexts: Optional[Sequence[str]] = None,
+) -> pa.Schema:
     """Arrow schema of one shard dataset.
 
     Args:
@@ -104,8 +120,9 @@ def shard_schema(id_type: pa.DataType, with_targets: bool, params: Optional[MelP
     return pa.schema(fields, metadata=metadata)
 
 
-def output_schema(id_type: pa.DataType, with_targets: bool, params: MelParams,
-                  contexts: Optional[Sequence[str]] = None) -> pa.Schema:
+def output_schema(
+    id_type: pa.DataType, with_targets: bool, params: MelParams, contexts: Optional[Sequence[str]] = None
+) -> pa.Schema:
     """The contract's shard schema (with its metadata) plus the provenance columns."""
     base = shard_schema(id_type, with_targets, params, contexts)
     return pa.schema(list(base) + list(PROVENANCE_FIELDS), metadata=base.metadata)
@@ -158,8 +175,10 @@ def parse_info(params: MelParams, text: Optional[str], where: str) -> ShardInfo:
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"mel shards {where}: {INFO_FILE} is not valid ({exc})") from None
     if version > FORMAT_VERSION:
-        raise InputError(f"mel shards {where}: format version {version} is newer than this ctx-spark reads "
-                         f"({FORMAT_VERSION}); upgrade ctx-spark")
+        raise InputError(
+            f"mel shards {where}: format version {version} is newer than this ctx-spark reads "
+            f"({FORMAT_VERSION}); upgrade ctx-spark"
+        )
     return ShardInfo(params, version, tuple(contexts) if contexts is not None else None)
 
 

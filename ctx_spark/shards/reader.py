@@ -1,9 +1,9 @@
 """The plain pyarrow reader of the mel shards: one split's row groups as numpy arrays.
 
 No TensorFlow here: this module is shared by the tf.data adapter (training/data.py), the
-benchmarks and the Spark scoring stage; petastorm is an optional alternative reader. Only Parquet footers are read up front (row counts
-and row-group boundaries, for steps per epoch and for shuffling row groups), never a
-split's data.
+benchmarks and the Spark scoring stage; petastorm is an optional alternative reader. Only
+Parquet footers are read up front (row counts and row-group boundaries, for steps per epoch
+and for shuffling row groups), never a split's data.
 
 A spectrogram blob is viewed as float16 straight from the Arrow buffer, without one Python
 object per row: all blobs of a row group have the same size, so the binary column's data
@@ -13,9 +13,10 @@ buffer *is* a C-ordered (rows, n_mels, n_frames) float16 array.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
@@ -90,7 +91,9 @@ class ShardSplit:
         if not pa.types.is_binary(schema.field(contract.MEL).type) and not pa.types.is_large_binary(
             schema.field(contract.MEL).type
         ):
-            raise InputError(f"mel shards {self.path}: column 'mel' must be binary, got {schema.field(contract.MEL).type}")
+            raise InputError(
+                f"mel shards {self.path}: column 'mel' must be binary, got {schema.field(contract.MEL).type}"
+            )
         return schema
 
     @property
@@ -178,12 +181,18 @@ def read_shard_info(root: str) -> ShardInfo:
         text = None
     info = contract.parse_info(params, text, root)
     if info.format_version < 2:
-        log.warning("mel shards %s were written by an older ctx-spark (format %d, no %s): their context order "
-                    "cannot be checked against the configuration", root, info.format_version, contract.INFO_FILE)
+        log.warning(
+            "mel shards %s were written by an older ctx-spark (format %d, no %s): their context order "
+            "cannot be checked against the configuration",
+            root,
+            info.format_version,
+            contract.INFO_FILE,
+        )
     return info
 
 
 # --- Arrow -> numpy ----------------------------------------------------------------------
+
 
 def mel_blobs(column: pa.Array | pa.ChunkedArray, params: MelParams, where: str) -> np.ndarray:
     """The spectrograms of a binary column as float16, shape (rows, n_mels, n_frames).
@@ -200,7 +209,7 @@ def mel_blobs(column: pa.Array | pa.ChunkedArray, params: MelParams, where: str)
         return np.zeros((0, n_mels, n_frames), dtype=contract.MEL_DTYPE)
     offsets = _offsets(array)
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)
-    values = data[offsets[0]: offsets[-1]].view(contract.MEL_DTYPE)
+    values = data[offsets[0] : offsets[-1]].view(contract.MEL_DTYPE)
     return values.reshape(len(array), n_mels, n_frames)
 
 
@@ -230,7 +239,7 @@ def valid_mel_mask(column: pa.Array | pa.ChunkedArray, params: MelParams) -> np.
 def _offsets(array: pa.Array) -> np.ndarray:
     offset_type = np.int64 if pa.types.is_large_binary(array.type) else np.int32
     offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)
-    return offsets[array.offset: array.offset + len(array) + 1].astype(np.int64)
+    return offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
 
 
 def fixed_lists(column: pa.Array | pa.ChunkedArray, width: int, dtype: np.dtype, where: str) -> np.ndarray:
@@ -255,8 +264,9 @@ def fixed_lists(column: pa.Array | pa.ChunkedArray, width: int, dtype: np.dtype,
     return values.to_numpy(zero_copy_only=False).astype(dtype, copy=False).reshape(len(array), width)
 
 
-def table_arrays(table: pa.Table, params: MelParams, n_contexts: int, where: str,
-                 mel_as_bytes: bool = False) -> dict[str, np.ndarray]:
+def table_arrays(
+    table: pa.Table, params: MelParams, n_contexts: int, where: str, mel_as_bytes: bool = False
+) -> dict[str, np.ndarray]:
     """The columns of one row group as numpy arrays ready for tf.data.
 
     Returns: ``track_id`` (rows,) int64 or object (strings); ``mel`` (rows, n_mels,
@@ -292,4 +302,3 @@ def describe(split: ShardSplit) -> dict:
         "files": len({g.path for g in split.row_groups}),
         "mel_shape": list(split.params.shape),
     }
-

@@ -76,9 +76,20 @@ class CatalogueParams:
     def __post_init__(self) -> None:
         if self.rows < 1:
             raise ValueError(f"rows must be >= 1, got {self.rows}")
-        rates = ("null_album_rate", "one_artist_rate", "one_album_rate", "context_title_rate",
-                 "pair_title_rate", "vocab_title_rate", "near_miss_rate", "null_title_rate",
-                 "pool_share", "pool_overlap", "unknown_track_rate", "duplicate_row_rate")
+        rates = (
+            "null_album_rate",
+            "one_artist_rate",
+            "one_album_rate",
+            "context_title_rate",
+            "pair_title_rate",
+            "vocab_title_rate",
+            "near_miss_rate",
+            "null_title_rate",
+            "pool_share",
+            "pool_overlap",
+            "unknown_track_rate",
+            "duplicate_row_rate",
+        )
         for name in rates:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -94,4 +105,4 @@ class CatalogueParams:
     @property
     def mean_size(self) -> float:
         """Expected playlist size (log-normal mean, ignoring the clip)."""
-        return self.size_median * math.exp(self.size_sigma ** 2 / 2)
+        return self.size_median * math.exp(self.size_sigma**2 / 2)

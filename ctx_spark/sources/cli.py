@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -26,8 +27,10 @@ def _import_mpd(args: argparse.Namespace, cfg: Config) -> int:
     spark = get_spark("ctx-spark import-mpd", cfg.section("spark", SparkSettings))
     report = run_import_stage(spark, args.slices, args.out)
     files, rows = report["files"], report["rows"]
-    print(f"imported {files['imported']} of {files['found']} slice files into {Path(args.out).resolve()}: "
-          f"{rows['playlists']} playlists, {rows['playlist_tracks']} playlist-track rows, {rows['tracks']} tracks")
+    print(
+        f"imported {files['imported']} of {files['found']} slice files into {Path(args.out).resolve()}: "
+        f"{rows['playlists']} playlists, {rows['playlist_tracks']} playlist-track rows, {rows['tracks']} tracks"
+    )
     for item in report["skipped_files"]:
         print(f"skipped {item['file']}: {item['reason']}")
     return 0
@@ -72,8 +75,13 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (replaced when it exists)")
     parser.add_argument("--rows", type=int, default=CatalogueParams.rows, help="target playlist-track rows")
     parser.add_argument("--seed", type=int, default=CatalogueParams.seed)
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="any other CatalogueParams field, e.g. --param context_title_rate=0.2")
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other CatalogueParams field, e.g. --param context_title_rate=0.2",
+    )
 
 
 def _generate(args: argparse.Namespace, cfg: Config) -> int:
@@ -84,9 +92,11 @@ def _generate(args: argparse.Namespace, cfg: Config) -> int:
     started = time.perf_counter()
     manifest = generate_catalogue(args.out, params, dict(cfg.contexts.keywords), vocabulary)
     rows = manifest["rows"]
-    print(f"catalogue written to {Path(args.out).resolve()} in {time.perf_counter() - started:.1f} s: "
-          f"{rows['playlists']} playlists, {rows['playlist_tracks']} playlist-track rows, {rows['tracks']} tracks "
-          f"({manifest['artists']} artists, {manifest['albums']} albums)")
+    print(
+        f"catalogue written to {Path(args.out).resolve()} in {time.perf_counter() - started:.1f} s: "
+        f"{rows['playlists']} playlists, {rows['playlist_tracks']} playlist-track rows, {rows['tracks']} tracks "
+        f"({manifest['artists']} artists, {manifest['albums']} albums)"
+    )
     return 0
 
 

@@ -17,13 +17,15 @@ from pyspark.sql import types as T
 from ctx_spark import io
 from ctx_spark.errors import InputError
 
-SCHEMA = T.StructType([
-    T.StructField("playlist_id", T.LongType()),
-    T.StructField("editor", T.IntegerType()),
-    T.StructField("title", T.StringType()),
-    T.StructField("matches", T.StringType()),
-    T.StructField("_malformed", T.StringType()),
-])
+SCHEMA = T.StructType(
+    [
+        T.StructField("playlist_id", T.LongType()),
+        T.StructField("editor", T.IntegerType()),
+        T.StructField("title", T.StringType()),
+        T.StructField("matches", T.StringType()),
+        T.StructField("_malformed", T.StringType()),
+    ]
+)
 
 
 def read_deezer_titles(spark: SparkSession, path: str) -> DataFrame:
@@ -38,17 +40,31 @@ def read_deezer_titles(spark: SparkSession, path: str) -> DataFrame:
         raise InputError(f"Deezer titles: {path} does not exist")
     raw = (
         spark.read.schema(SCHEMA)
-        .options(sep="\t", header=True, quote="", escape="", mode="PERMISSIVE",
-                 columnNameOfCorruptRecord="_malformed", ignoreLeadingWhiteSpace=False,
-                 ignoreTrailingWhiteSpace=False, emptyValue="", encoding="UTF-8")
+        .options(
+            sep="\t",
+            header=True,
+            quote="",
+            escape="",
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord="_malformed",
+            ignoreLeadingWhiteSpace=False,
+            ignoreTrailingWhiteSpace=False,
+            emptyValue="",
+            encoding="UTF-8",
+        )
         .csv(path)
     )
     bad = raw.where(F.col("_malformed").isNotNull() | F.col("playlist_id").isNull()).select("_malformed").first()
     if bad is not None:
-        raise InputError(f"Deezer titles {path}: malformed line (expected playlist_id, editor, title, matches "
-                         f"separated by tabs): {str(bad['_malformed'])[:200]!r}")
+        raise InputError(
+            f"Deezer titles {path}: malformed line (expected playlist_id, editor, title, matches "
+            f"separated by tabs): {str(bad['_malformed'])[:200]!r}"
+        )
     return raw.select(
-        "playlist_id", "title", "editor",
+        "playlist_id",
+        "title",
+        "editor",
         F.when(F.col("matches").isNull() | (F.col("matches") == ""), F.array().cast("array<string>"))
-        .otherwise(F.split("matches", ",")).alias("matches"),
+        .otherwise(F.split("matches", ","))
+        .alias("matches"),
     )

@@ -8,8 +8,9 @@ authors' real labels (``../shared/data/deezer_context_ibrahim``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,23 +59,29 @@ def load_ibrahim_track_labels(directory: str | Path, names: Sequence[str]) -> pd
         split.loc[split.index.isin(ids)] = name
     onehot = hot[list(names)].to_numpy(dtype=bool)
     name_array = np.array(names, dtype=object)
-    return pd.DataFrame({
-        "track_id": hot["song_id"].astype("int64").to_numpy(),
-        "artist_id": folds["artist_id"].reindex(hot["song_id"]).astype("Int64").to_numpy(),
-        "album_id": pd.array([pd.NA] * len(hot), dtype="Int64"),
-        "contexts": [sorted(name_array[row].tolist()) for row in onehot],
-        "n_playlists": [row.tolist() for row in counts[list(names)].to_numpy(dtype="int32")],
-        "authors_split": split.to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "track_id": hot["song_id"].astype("int64").to_numpy(),
+            "artist_id": folds["artist_id"].reindex(hot["song_id"]).astype("Int64").to_numpy(),
+            "album_id": pd.array([pd.NA] * len(hot), dtype="Int64"),
+            "contexts": [sorted(name_array[row].tolist()) for row in onehot],
+            "n_playlists": [row.tolist() for row in counts[list(names)].to_numpy(dtype="int32")],
+            "authors_split": split.to_numpy(),
+        }
+    )
 
 
-def write_ibrahim_track_labels(directory: str | Path, path: str | Path, names: Sequence[str],
-                               with_split: bool = False) -> str:
+def write_ibrahim_track_labels(
+    directory: str | Path, path: str | Path, names: Sequence[str], with_split: bool = False
+) -> str:
     """Write :func:`load_ibrahim_track_labels` as a Parquet file; returns its path."""
     frame = load_ibrahim_track_labels(directory, names)
     fields: list[Any] = [
-        ("track_id", pa.int64()), ("artist_id", pa.int64()), ("album_id", pa.int64()),
-        ("contexts", pa.list_(pa.string())), ("n_playlists", pa.list_(pa.int32())),
+        ("track_id", pa.int64()),
+        ("artist_id", pa.int64()),
+        ("album_id", pa.int64()),
+        ("contexts", pa.list_(pa.string())),
+        ("n_playlists", pa.list_(pa.int32())),
     ]
     if with_split:
         fields.append(("authors_split", pa.string()))

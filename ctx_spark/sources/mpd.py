@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any, Optional
 from urllib.parse import unquote
 
 from pyspark import StorageLevel
@@ -51,19 +52,36 @@ TRACK_FIELDS = ("track_uri", "artist_uri", "artist_name", "album_uri")
 CORRUPT = "_corrupt_record"
 
 #: The part of the MPD schema the import reads; other fields are ignored.
-SLICE_SCHEMA = T.StructType([
-    T.StructField("playlists", T.ArrayType(T.StructType([
-        T.StructField("name", T.StringType()),
-        T.StructField("pid", T.LongType()),
-        T.StructField("tracks", T.ArrayType(T.StructType([
-            T.StructField(name, T.StringType()) for name in TRACK_FIELDS
-        ]))),
-    ]))),
-    T.StructField(CORRUPT, T.StringType()),
-])
+SLICE_SCHEMA = T.StructType(
+    [
+        T.StructField(
+            "playlists",
+            T.ArrayType(
+                T.StructType(
+                    [
+                        T.StructField("name", T.StringType()),
+                        T.StructField("pid", T.LongType()),
+                        T.StructField(
+                            "tracks",
+                            T.ArrayType(T.StructType([T.StructField(name, T.StringType()) for name in TRACK_FIELDS])),
+                        ),
+                    ]
+                )
+            ),
+        ),
+        T.StructField(CORRUPT, T.StringType()),
+    ]
+)
 
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-               int: "an integer", float: "a number", type(None): "null"}
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
 
 
 def _json_type(value: Any) -> str:
@@ -99,7 +117,9 @@ def diagnose_slice(content: bytes) -> str:
         pid = playlist.get("pid")
         if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)):
             return f"{where}.pid is {_json_type(pid)} ({json.dumps(pid)[:40]}), expected an integer"
-        if not isinstance(playlist.get("name"), (str, int, float, type(None))) or isinstance(playlist.get("name"), bool):
+        if not isinstance(playlist.get("name"), (str, int, float, type(None))) or isinstance(
+            playlist.get("name"), bool
+        ):
             return f"{where}.name is {_json_type(playlist['name'])}, expected a string"
         tracks = playlist.get("tracks")
         if tracks is None:
@@ -158,7 +178,9 @@ def read_entries(spark: SparkSession, files: Iterable[str]) -> DataFrame:
     """
     raw = (
         spark.read.schema(SLICE_SCHEMA)
-        .option("multiLine", True).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", CORRUPT)
+        .option("multiLine", True)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
         .json(list(files))
     )
     playlists = raw.select(
@@ -168,12 +190,22 @@ def read_entries(spark: SparkSession, files: Iterable[str]) -> DataFrame:
         F.explode_outer("playlists").alias("p"),
     )
     entries = playlists.select(
-        "file", "malformed", "no_playlists", F.col("p").isNotNull().alias("is_playlist"),
-        F.col("p.pid").alias("pid"), F.col("p.name").alias("title"),
+        "file",
+        "malformed",
+        "no_playlists",
+        F.col("p").isNotNull().alias("is_playlist"),
+        F.col("p.pid").alias("pid"),
+        F.col("p.name").alias("title"),
         F.posexplode_outer("p.tracks").alias("pos", "t"),
     )
     return entries.select(
-        "file", "malformed", "no_playlists", "is_playlist", "pid", "title", "pos",
+        "file",
+        "malformed",
+        "no_playlists",
+        "is_playlist",
+        "pid",
+        "title",
+        "pos",
         *[F.col(f"t.{f}").alias(f) for f in TRACK_FIELDS],
     )
 
@@ -197,23 +229,32 @@ def build_tables(good: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame, Data
         (playlists, playlist_tracks, tracks, chosen): ``chosen`` is (pid, file, n_files).
     """
     copies = good.where(F.col("pid").isNotNull()).select("pid", "file", "title").distinct()
-    chosen = copies.groupBy("pid").agg(
-        F.min(F.struct("file", "title")).alias("first"), F.countDistinct("file").alias("n_files")
-    ).select("pid", F.col("first.file").alias("file"), F.col("first.title").alias("title"), "n_files")
+    chosen = (
+        copies.groupBy("pid")
+        .agg(F.min(F.struct("file", "title")).alias("first"), F.countDistinct("file").alias("n_files"))
+        .select("pid", F.col("first.file").alias("file"), F.col("first.title").alias("title"), "n_files")
+    )
     playlists = chosen.select(F.col("pid").alias("playlist_id"), "title")
     playlist_tracks = (
         good.where(F.col("track_uri").isNotNull())
         .join(chosen.select("pid", "file"), ["pid", "file"], "left_semi")
-        .select(F.col("pid").alias("playlist_id"), F.col("track_uri").alias("track_id"), F.col("pos").cast(T.IntegerType()))
+        .select(
+            F.col("pid").alias("playlist_id"), F.col("track_uri").alias("track_id"), F.col("pos").cast(T.IntegerType())
+        )
     )
-    tracks = good.where(F.col("track_uri").isNotNull()).groupBy("track_uri").agg(
-        F.max("artist_uri").alias("artist_uri"),
-        F.min(artist_name_id(F.col("artist_name"))).alias("name_id"),
-        F.max("album_uri").alias("album_id"),
-    ).select(
-        F.col("track_uri").alias("track_id"),
-        F.coalesce("artist_uri", "name_id").alias("artist_id"),
-        "album_id",
+    tracks = (
+        good.where(F.col("track_uri").isNotNull())
+        .groupBy("track_uri")
+        .agg(
+            F.max("artist_uri").alias("artist_uri"),
+            F.min(artist_name_id(F.col("artist_name"))).alias("name_id"),
+            F.max("album_uri").alias("album_id"),
+        )
+        .select(
+            F.col("track_uri").alias("track_id"),
+            F.coalesce("artist_uri", "name_id").alias("artist_id"),
+            "album_id",
+        )
     )
     return playlists, playlist_tracks, tracks, chosen
 
@@ -233,12 +274,16 @@ def run_import_stage(spark: SparkSession, pattern: str, out: str) -> dict[str, A
     entries = read_entries(spark, files).persist(StorageLevel.DISK_ONLY)
     try:
         with stage(log, "parse slices") as timer:
-            status = entries.groupBy("file").agg(
-                F.max(F.col("malformed").cast("int")).alias("malformed"),
-                F.max(F.col("no_playlists").cast("int")).alias("no_playlists"),
-                F.countDistinct("pid").alias("playlists"),
-                F.count("track_uri").alias("entries"),
-            ).collect()  # one row per file
+            status = (
+                entries.groupBy("file")
+                .agg(
+                    F.max(F.col("malformed").cast("int")).alias("malformed"),
+                    F.max(F.col("no_playlists").cast("int")).alias("no_playlists"),
+                    F.countDistinct("pid").alias("playlists"),
+                    F.count("track_uri").alias("entries"),
+                )
+                .collect()
+            )  # one row per file
             timer.rows = sum(r["entries"] for r in status)
         skipped = _skipped_files(spark, files, status)
         for item in skipped:
@@ -286,9 +331,12 @@ def _counts(good: DataFrame, chosen: DataFrame, spark: SparkSession, out: str) -
     """Row counts for the report, from the persisted entries and the written tables."""
     e = good.agg(
         # one row per playlist object: its first entry, or its only row when it has no tracks
-        F.count(F.when(F.col("is_playlist") & F.col("pid").isNull() & F.coalesce(F.col("pos") == 0, F.lit(True)), 1))
-        .alias("no_pid"),
-        F.count(F.when(F.col("pid").isNotNull() & F.col("pos").isNotNull() & F.col("track_uri").isNull(), 1)).alias("no_uri"),
+        F.count(
+            F.when(F.col("is_playlist") & F.col("pid").isNull() & F.coalesce(F.col("pos") == 0, F.lit(True)), 1)
+        ).alias("no_pid"),
+        F.count(F.when(F.col("pid").isNotNull() & F.col("pos").isNotNull() & F.col("track_uri").isNull(), 1)).alias(
+            "no_uri"
+        ),
     ).first()
     c = chosen.agg(
         F.count(F.lit(1)).alias("playlists"),

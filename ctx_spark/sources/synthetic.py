@@ -33,9 +33,10 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow as pa
@@ -53,15 +54,29 @@ MANIFEST = "catalogue.json"
 #: SOURCE.md files); "night", which the MPD's word filter removed, and "club", rare there,
 #: take their Deezer share. Contexts not listed get the median weight.
 CONTEXT_WEIGHTS: Mapping[str, float] = {
-    "car": 1905, "chill": 5068, "club": 600, "dance": 1878, "gym": 1054, "happy": 1111,
-    "night": 1300, "party": 3994, "relax": 591, "running": 1091, "sad": 921, "sleep": 1056,
-    "summer": 5485, "work": 1696, "workout": 2948,
+    "car": 1905,
+    "chill": 5068,
+    "club": 600,
+    "dance": 1878,
+    "gym": 1054,
+    "happy": 1111,
+    "night": 1300,
+    "party": 3994,
+    "relax": 591,
+    "running": 1091,
+    "sad": 921,
+    "sleep": 1056,
+    "summer": 5485,
+    "work": 1696,
+    "workout": 2948,
 }
 
 #: Contexts whose pools overlap (``pool_overlap`` of each pool is shared in the group).
 CONTEXT_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("gym", "workout", "running"), ("chill", "relax", "sleep"),
-    ("party", "dance", "club", "night"), ("summer", "happy", "car"),
+    ("gym", "workout", "running"),
+    ("chill", "relax", "sleep"),
+    ("party", "dance", "club", "night"),
+    ("summer", "happy", "car"),
 )
 
 # Title kinds, see TitleBank.titles.
@@ -74,15 +89,15 @@ _NORMAL, _ONE_ARTIST, _ONE_ALBUM = range(3)
 class _Tracks:
     """The track catalogue: structure (artist, album) and popularity, as index arrays."""
 
-    artist: np.ndarray        # (T,) artist index of each track
-    album: np.ndarray         # (T,) album index of each track
-    album_null: np.ndarray    # (T,) bool: album reported as null
+    artist: np.ndarray  # (T,) artist index of each track
+    album: np.ndarray  # (T,) album index of each track
+    album_null: np.ndarray  # (T,) bool: album reported as null
     artist_first: np.ndarray  # (A,) first track index of each artist (tracks contiguous)
     artist_count: np.ndarray  # (A,)
-    album_first: np.ndarray   # (B,)
-    album_count: np.ndarray   # (B,)
-    by_rank: np.ndarray       # (T,) track index at each popularity rank
-    cdf: np.ndarray           # (T,) cumulative popularity over ranks, last == 1
+    album_first: np.ndarray  # (B,)
+    album_count: np.ndarray  # (B,)
+    by_rank: np.ndarray  # (T,) track index at each popularity rank
+    cdf: np.ndarray  # (T,) cumulative popularity over ranks, last == 1
 
     @property
     def n(self) -> int:
@@ -94,7 +109,7 @@ class _Tracks:
 
 
 def _build_tracks(rng: np.random.Generator, n_tracks: int, p: CatalogueParams) -> _Tracks:
-    est = int(n_tracks / (p.artist_tracks_median * math.exp(p.artist_tracks_sigma ** 2 / 2))) + 16
+    est = int(n_tracks / (p.artist_tracks_median * math.exp(p.artist_tracks_sigma**2 / 2))) + 16
     counts = np.empty(0, dtype=np.int64)
     while counts.sum() < n_tracks:
         more = np.ceil(rng.lognormal(math.log(p.artist_tracks_median), p.artist_tracks_sigma, est)).astype(np.int64)
@@ -123,7 +138,11 @@ def _build_tracks(rng: np.random.Generator, n_tracks: int, p: CatalogueParams) -
 
 
 def _build_pools(
-    rng: np.random.Generator, tracks: _Tracks, names: Sequence[str], weights: np.ndarray, n_playlists: float,
+    rng: np.random.Generator,
+    tracks: _Tracks,
+    names: Sequence[str],
+    weights: np.ndarray,
+    n_playlists: float,
     p: CatalogueParams,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-context pools of track indexes, concatenated: (members, first, size)."""
@@ -147,8 +166,13 @@ def _build_pools(
 
 
 def _chunk_rows(
-    rng: np.random.Generator, tracks: _Tracks, pools: tuple[np.ndarray, np.ndarray, np.ndarray],
-    sizes: np.ndarray, kinds: np.ndarray, context: np.ndarray, p: CatalogueParams,
+    rng: np.random.Generator,
+    tracks: _Tracks,
+    pools: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sizes: np.ndarray,
+    kinds: np.ndarray,
+    context: np.ndarray,
+    p: CatalogueParams,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Playlist-track rows of one chunk: (playlist index in chunk, track id), grouped."""
     members, pool_first, pool_size = pools
@@ -165,8 +189,10 @@ def _chunk_rows(
     track[from_pool] = members[pool_first[c] + rank]
     # One-artist and one-album playlists: anchor on a popular track, draw within its group.
     anchor = tracks.popular(rng.random(len(sizes)))
-    for kind, first, count, of in ((_ONE_ARTIST, tracks.artist_first, tracks.artist_count, tracks.artist),
-                                   (_ONE_ALBUM, tracks.album_first, tracks.album_count, tracks.album)):
+    for kind, first, count, of in (
+        (_ONE_ARTIST, tracks.artist_first, tracks.artist_count, tracks.artist),
+        (_ONE_ALBUM, tracks.album_first, tracks.album_count, tracks.album),
+    ):
         rows = kinds[owner] == kind
         group = of[anchor[owner[rows]]]
         track[rows] = first[group] + np.floor(rng.random(int(rows.sum())) * count[group]).astype(np.int64)
@@ -201,7 +227,9 @@ class _Writers:
         self.writers = {}
         for table, schema in self.SCHEMAS.items():
             (root / table).mkdir(parents=True)
-            self.writers[table] = pq.ParquetWriter(str(root / table / "part-00000.parquet"), schema, compression="snappy")
+            self.writers[table] = pq.ParquetWriter(
+                str(root / table / "part-00000.parquet"), schema, compression="snappy"
+            )
 
     def write(self, table: str, columns: dict[str, Any]) -> None:
         self.writers[table].write_table(pa.table(columns, schema=self.SCHEMAS[table]))
@@ -214,7 +242,9 @@ class _Writers:
 
 
 def generate_catalogue(
-    out: str | os.PathLike, params: CatalogueParams, contexts: Mapping[str, Sequence[str]],
+    out: str | os.PathLike,
+    params: CatalogueParams,
+    contexts: Mapping[str, Sequence[str]],
     vocabulary: Sequence[str],
 ) -> dict[str, Any]:
     """Write ``out/playlists``, ``out/playlist_tracks``, ``out/tracks`` and ``out/catalogue.json``.
@@ -249,8 +279,11 @@ def generate_catalogue(
     try:
         remaining, next_id = p.rows, 1
         while remaining > 0:
-            sizes = np.clip(np.round(rng.lognormal(math.log(p.size_median), p.size_sigma, p.playlists_per_chunk)),
-                            p.size_min, p.size_max).astype(np.int64)
+            sizes = np.clip(
+                np.round(rng.lognormal(math.log(p.size_median), p.size_sigma, p.playlists_per_chunk)),
+                p.size_min,
+                p.size_max,
+            ).astype(np.int64)
             ends = np.cumsum(sizes)
             if ends[-1] >= remaining:
                 last = int(np.searchsorted(ends, remaining))
@@ -261,11 +294,15 @@ def generate_catalogue(
             title_kind = rng.choice(5, size=n, p=kind_p)
             primary = np.where(title_kind == _CONTEXT, rng.choice(len(names), size=n, p=weights), -1)
             second = rng.choice(len(names), size=n, p=weights)
-            second = np.where((title_kind == _CONTEXT) & (rng.random(n) < p.pair_title_rate) & (second != primary),
-                              second, -1)
+            second = np.where(
+                (title_kind == _CONTEXT) & (rng.random(n) < p.pair_title_rate) & (second != primary), second, -1
+            )
             u = rng.random(n)
-            kinds = np.where(u < p.one_artist_rate, _ONE_ARTIST,
-                             np.where(u < p.one_artist_rate + p.one_album_rate, _ONE_ALBUM, _NORMAL))
+            kinds = np.where(
+                u < p.one_artist_rate,
+                _ONE_ARTIST,
+                np.where(u < p.one_artist_rate + p.one_album_rate, _ONE_ALBUM, _NORMAL),
+            )
             titles = bank.titles(rng, title_kind, primary, second)
             owner, track_id = _chunk_rows(rng, tracks, pools, sizes, kinds, primary, p)
             ids = np.arange(next_id, next_id + n, dtype=np.int64)

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-FIXTURE_AUDIO = Path(os.environ.get(
-    "CTX_SPARK_FIXTURE_AUDIO", Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "audio"))
+FIXTURE_AUDIO = Path(
+    os.environ.get("CTX_SPARK_FIXTURE_AUDIO", Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "audio")
+)
 VIBE_ACE = FIXTURE_AUDIO / "Kevin_MacLeod_-_Vibe_Ace.ogg"  # 22,050 Hz mono, 61.5 s
 HUNGARIAN = FIXTURE_AUDIO / "Hungarian_Dance_number_5.hq.ogg"  # 44,100 Hz stereo, 45.8 s
 TRUMPET = FIXTURE_AUDIO / "sorohanro_-_solo-trumpet-06.hq.ogg"  # 44,100 Hz stereo, 5.3 s
@@ -38,7 +39,7 @@ def write_audio(path: Path, samples: np.ndarray, rate: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with sf.SoundFile(str(path), "w", rate, data.shape[1], format=fmt, subtype=subtype) as handle:
         for start in range(0, len(data), 16384):
-            handle.write(data[start:start + 16384])
+            handle.write(data[start : start + 16384])
     return path
 
 
@@ -48,7 +49,7 @@ def clip(source: Path, seconds: float, offset: float = 0.0) -> tuple[np.ndarray,
     start = int(offset * rate) % len(data)
     n = int(seconds * rate)
     reps = int(np.ceil((start + n) / len(data)))
-    return np.concatenate([data] * reps)[start:start + n], rate
+    return np.concatenate([data] * reps)[start : start + n], rate
 
 
 def noise(seconds: float, rate: int = 22050, seed: int = 0, level: float = 0.3) -> np.ndarray:
@@ -61,7 +62,7 @@ def corrupt_copy(source: Path, target: Path, fraction: float = 0.5, length: int 
     """Overwrite ``length`` bytes at ``fraction`` of the file with random bytes."""
     data = bytearray(source.read_bytes())
     at = int(len(data) * fraction)
-    data[at:at + length] = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
+    data[at : at + length] = np.random.default_rng(seed).integers(0, 256, length, dtype=np.uint8).tobytes()
     target.write_bytes(bytes(data))
     return target
 
@@ -88,9 +89,17 @@ def to_pcm16(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def write_av(path: Path, samples: np.ndarray, rate: int, codec: str, *, container_format: str | None = None,
-             codec_options: dict | None = None, container_options: dict | None = None,
-             stream_rate: int | None = None) -> Path:
+def write_av(
+    path: Path,
+    samples: np.ndarray,
+    rate: int,
+    codec: str,
+    *,
+    container_format: str | None = None,
+    codec_options: dict | None = None,
+    container_options: dict | None = None,
+    stream_rate: int | None = None,
+) -> Path:
     """Encode (frames, channels) samples with FFmpeg's ``codec`` (aac, alac, libopus...).
 
     float32 input is given to the encoder as float, int16 as 16-bit integers (ALAC then
@@ -108,7 +117,7 @@ def write_av(path: Path, samples: np.ndarray, rate: int, codec: str, *, containe
             stream.format = "s16p"  # 16-bit ALAC, not the 24-bit default
         pts = 0
         for start in range(0, len(data), 4096):
-            block = np.ascontiguousarray(data[start:start + 4096].T)
+            block = np.ascontiguousarray(data[start : start + 4096].T)
             frame = av.AudioFrame.from_ndarray(block, format=frame_format, layout=layout)
             frame.sample_rate, frame.pts = rate, pts
             pts += block.shape[1]
@@ -119,14 +128,17 @@ def write_av(path: Path, samples: np.ndarray, rate: int, codec: str, *, containe
     return path
 
 
-def remux(source: Path, target: Path, container_format: str | None = None,
-          container_options: dict | None = None) -> Path:
+def remux(
+    source: Path, target: Path, container_format: str | None = None, container_options: dict | None = None
+) -> Path:
     """Copy the audio packets into another container or layout without re-encoding
     (MP4 with the index first or last, raw ADTS)."""
     import av
 
-    with av.open(str(source)) as src, av.open(str(target), "w", format=container_format,
-                                              options=container_options or {}) as out:
+    with (
+        av.open(str(source)) as src,
+        av.open(str(target), "w", format=container_format, options=container_options or {}) as out,
+    ):
         in_stream = src.streams.audio[0]
         out_stream = out.add_stream_from_template(in_stream)
         for packet in src.demux(in_stream):
@@ -154,8 +166,7 @@ def write_video_without_audio(path: Path, frames: int = 10) -> Path:
     return path
 
 
-def write_wav_with_codec_tag(path: Path, tag: int, seconds: float = 2.0, rate: int = 44100,
-                             channels: int = 2) -> Path:
+def write_wav_with_codec_tag(path: Path, tag: int, seconds: float = 2.0, rate: int = 44100, channels: int = 2) -> Path:
     """A RIFF/WAVE file whose format tag names a codec (0x2048: Sonic, which FFmpeg knows
     but has no decoder for), followed by deterministic bytes as its data."""
     import struct

@@ -8,21 +8,33 @@ on some negatives, as in the labelling output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA = pa.schema([
-    ("track_id", pa.int64()), ("artist_id", pa.int64()), ("album_id", pa.int64()),
-    ("contexts", pa.list_(pa.string())), ("n_playlists", pa.list_(pa.int32())),
-])
+SCHEMA = pa.schema(
+    [
+        ("track_id", pa.int64()),
+        ("artist_id", pa.int64()),
+        ("album_id", pa.int64()),
+        ("contexts", pa.list_(pa.string())),
+        ("n_playlists", pa.list_(pa.int32())),
+    ]
+)
 
 
-def generate_track_labels(n: int, names: Sequence[str], seed: int = 0, tracks_per_artist: float = 4.0,
-                          compilations: int = 5, compilation_size: int = 40, themed: bool = False) -> pa.Table:
+def generate_track_labels(
+    n: int,
+    names: Sequence[str],
+    seed: int = 0,
+    tracks_per_artist: float = 4.0,
+    compilations: int = 5,
+    compilation_size: int = 40,
+    themed: bool = False,
+) -> pa.Table:
     """A ``track_labels`` table of ``n`` tracks (see module docstring).
 
     Args:
@@ -64,10 +76,16 @@ def generate_track_labels(n: int, names: Sequence[str], seed: int = 0, tracks_pe
     sorted_names, sorted_labels = name_array[order], labels[:, order]
     contexts = [sorted_names[row].tolist() for row in sorted_labels]
     ids = np.arange(n, dtype=np.int64) * 7 + 1000  # sparse ids, not row numbers
-    return pa.table({
-        "track_id": ids, "artist_id": artist.astype(np.int64) + 1, "album_id": album.astype(np.int64) + 1,
-        "contexts": contexts, "n_playlists": [row.tolist() for row in counts],
-    }, schema=SCHEMA)
+    return pa.table(
+        {
+            "track_id": ids,
+            "artist_id": artist.astype(np.int64) + 1,
+            "album_id": album.astype(np.int64) + 1,
+            "contexts": contexts,
+            "n_playlists": [row.tolist() for row in counts],
+        },
+        schema=SCHEMA,
+    )
 
 
 def write_track_labels(path: str | Path, n: int, names: Sequence[str], seed: int = 0, **kwargs) -> str:

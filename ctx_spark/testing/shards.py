@@ -10,14 +10,15 @@ information (ROC-AUC near 0.5). Files follow the shard contract exactly
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Optional
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ctx_spark.shards import contract
 from ctx_spark.audio.params import MelParams
+from ctx_spark.shards import contract
 
 
 def small_params(n_mels: int, n_frames: int) -> MelParams:
@@ -25,8 +26,14 @@ def small_params(n_mels: int, n_frames: int) -> MelParams:
     sample_rate, hop = 8000, 100
     seconds = (n_frames - 1) * hop / sample_rate
     params = MelParams(
-        sample_rate=sample_rate, offset_seconds=0.0, excerpt_seconds=seconds, min_seconds=seconds / 2,
-        n_fft=256, hop_length=hop, n_mels=n_mels, log_scale=100.0,
+        sample_rate=sample_rate,
+        offset_seconds=0.0,
+        excerpt_seconds=seconds,
+        min_seconds=seconds / 2,
+        n_fft=256,
+        hop_length=hop,
+        n_mels=n_mels,
+        log_scale=100.0,
     )
     assert params.shape == (n_mels, n_frames), params.shape
     return params
@@ -38,8 +45,15 @@ def context_bands(n_mels: int, n_contexts: int) -> list[np.ndarray]:
 
 
 def synthetic_split(
-    rows: int, params: MelParams, n_contexts: int, rng: np.random.Generator, *,
-    signal: float = 1.0, positive_rate: float = 0.4, shuffle_labels: bool = False, id_start: int = 0,
+    rows: int,
+    params: MelParams,
+    n_contexts: int,
+    rng: np.random.Generator,
+    *,
+    signal: float = 1.0,
+    positive_rate: float = 0.4,
+    shuffle_labels: bool = False,
+    id_start: int = 0,
 ) -> dict[str, np.ndarray]:
     """Arrays of one synthetic split.
 
@@ -87,10 +101,20 @@ def arrays_to_table(arrays: Mapping[str, np.ndarray], params: MelParams, id_type
 
 
 def write_synthetic_shards(
-    root: str, params: MelParams, n_contexts: int, sizes: Mapping[str, int], *,
-    seed: int = 0, row_group_size: int = 64, files_per_split: int = 2, signal: float = 1.0,
-    shuffle_labels: bool = False, id_type: pa.DataType = pa.int64(), with_targets: bool = True,
-    positive_rate: float = 0.4, contexts: Optional[Sequence[str]] = None,
+    root: str,
+    params: MelParams,
+    n_contexts: int,
+    sizes: Mapping[str, int],
+    *,
+    seed: int = 0,
+    row_group_size: int = 64,
+    files_per_split: int = 2,
+    signal: float = 1.0,
+    shuffle_labels: bool = False,
+    id_type: pa.DataType = pa.int64(),
+    with_targets: bool = True,
+    positive_rate: float = 0.4,
+    contexts: Optional[Sequence[str]] = None,
 ) -> str:
     """Write a shard root (``mel_params.json``, ``shards.json`` and one Parquet dataset per
     split), in the current format.
@@ -109,8 +133,16 @@ def write_synthetic_shards(
         handle.write(contract.info_json(contexts if with_targets else None))
     id_start = 0
     for split, rows in sizes.items():
-        arrays = synthetic_split(rows, params, n_contexts, rng, signal=signal, shuffle_labels=shuffle_labels,
-                                 id_start=id_start, positive_rate=positive_rate)
+        arrays = synthetic_split(
+            rows,
+            params,
+            n_contexts,
+            rng,
+            signal=signal,
+            shuffle_labels=shuffle_labels,
+            id_start=id_start,
+            positive_rate=positive_rate,
+        )
         id_start += rows
         if not with_targets:
             arrays = {"track_id": arrays["track_id"], "mel": arrays["mel"]}
@@ -120,8 +152,11 @@ def write_synthetic_shards(
         bounds = np.linspace(0, rows, files_per_split + 1).astype(int)
         for part, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:])):
             if stop > start:
-                pq.write_table(table.slice(start, stop - start), os.path.join(directory, f"part-{part:05d}.parquet"),
-                               row_group_size=row_group_size)
+                pq.write_table(
+                    table.slice(start, stop - start),
+                    os.path.join(directory, f"part-{part:05d}.parquet"),
+                    row_group_size=row_group_size,
+                )
     return root
 
 

@@ -20,9 +20,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import pyspark
 
@@ -216,28 +217,43 @@ class StandaloneCluster:
         env.update(extra or {})
         return env
 
-    def _spawn(self, name: str, command: list[str], cwd: Optional[Path] = None,
-               env: Optional[Mapping[str, str]] = None) -> Daemon:
+    def _spawn(
+        self, name: str, command: list[str], cwd: Optional[Path] = None, env: Optional[Mapping[str, str]] = None
+    ) -> Daemon:
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{name}.log"
         with open(log, "ab") as handle:
             process = subprocess.Popen(
-                command, cwd=str(cwd or self.root), env=dict(env or self.env()), stdout=handle,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                command,
+                cwd=str(cwd or self.root),
+                env=dict(env or self.env()),
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         return Daemon(name, process, log)
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def start(self, workers: int = 1, timeout: float = 180.0) -> "StandaloneCluster":
+    def start(self, workers: int = 1, timeout: float = 180.0) -> StandaloneCluster:
         """Start the master and ``workers`` workers; return when they are all ALIVE."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.master_port, self.master_ui_port = free_port(), free_port()
-        self.master = self._spawn("master", [
-            str(SPARK_CLASS), MASTER_CLASS, "--host", HOST, "--port", str(self.master_port),
-            "--webui-port", str(self.master_ui_port),
-        ])
+        self.master = self._spawn(
+            "master",
+            [
+                str(SPARK_CLASS),
+                MASTER_CLASS,
+                "--host",
+                HOST,
+                "--port",
+                str(self.master_port),
+                "--webui-port",
+                str(self.master_ui_port),
+            ],
+        )
         self.wait_for(lambda: self.state() is not None, timeout, "the master's web UI")
         for _ in range(workers):
             self.start_worker(timeout=timeout)
@@ -250,14 +266,33 @@ class StandaloneCluster:
         work = self.root / "work" / name
         work.mkdir(parents=True, exist_ok=True)
         before = {w["id"] for w in self.alive_workers()}
-        daemon = self._spawn(name, [
-            str(SPARK_CLASS), WORKER_CLASS, self.url, "--host", HOST, "--port", "0",
-            "--webui-port", str(free_port()), "--cores", str(self.worker_cores),
-            "--memory", self.worker_memory, "--work-dir", str(work),
-        ])
+        daemon = self._spawn(
+            name,
+            [
+                str(SPARK_CLASS),
+                WORKER_CLASS,
+                self.url,
+                "--host",
+                HOST,
+                "--port",
+                "0",
+                "--webui-port",
+                str(free_port()),
+                "--cores",
+                str(self.worker_cores),
+                "--memory",
+                self.worker_memory,
+                "--work-dir",
+                str(work),
+            ],
+        )
         self.workers.append(daemon)
-        self.wait_for(lambda: {w["id"] for w in self.alive_workers()} - before, timeout,
-                      f"{name} to register with the master", watch=daemon)
+        self.wait_for(
+            lambda: {w["id"] for w in self.alive_workers()} - before,
+            timeout,
+            f"{name} to register with the master",
+            watch=daemon,
+        )
         return daemon
 
     def kill_worker(self, daemon: Daemon) -> list[tuple[int, str]]:
@@ -298,8 +333,14 @@ class StandaloneCluster:
         state = self.state() or {}
         return [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str,
-                 watch: Optional[Daemon] = None, interval: float = 0.25) -> Any:
+    def wait_for(
+        self,
+        predicate: Callable[[], Any],
+        timeout: float,
+        what: str,
+        watch: Optional[Daemon] = None,
+        interval: float = 0.25,
+    ) -> Any:
         """Poll ``predicate`` until it returns something truthy; raise with the logs when
         ``timeout`` seconds pass or a watched process (or the master) exits first."""
         deadline = time.monotonic() + timeout
@@ -309,8 +350,9 @@ class StandaloneCluster:
                 return value
             for daemon in filter(None, (self.master, watch)):
                 if daemon.process.poll() is not None:
-                    raise RuntimeError(f"{daemon.name} exited ({daemon.process.returncode}) while waiting "
-                                       f"for {what}\n{self.logs()}")
+                    raise RuntimeError(
+                        f"{daemon.name} exited ({daemon.process.returncode}) while waiting for {what}\n{self.logs()}"
+                    )
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}\n{self.logs()}")
             time.sleep(interval)
@@ -326,8 +368,9 @@ class StandaloneCluster:
 
     # --- spark-submit ---------------------------------------------------------------------
 
-    def submit_command(self, script: Path, args: Sequence[str], conf: Mapping[str, str] = (),
-                       master: Optional[str] = None) -> list[str]:
+    def submit_command(
+        self, script: Path, args: Sequence[str], conf: Mapping[str, str] = (), master: Optional[str] = None
+    ) -> list[str]:
         """A spark-submit command line for ``script`` on this cluster (client deploy mode)."""
         settings = {
             "spark.driver.host": HOST,
@@ -342,8 +385,15 @@ class StandaloneCluster:
             command += ["--conf", f"{key}={value}"]
         return command + [str(script), *args]
 
-    def submit(self, name: str, script: Path, args: Sequence[str], conf: Mapping[str, str] = (),
-               cwd: Optional[Path] = None, master: Optional[str] = None) -> Daemon:
+    def submit(
+        self,
+        name: str,
+        script: Path,
+        args: Sequence[str],
+        conf: Mapping[str, str] = (),
+        cwd: Optional[Path] = None,
+        master: Optional[str] = None,
+    ) -> Daemon:
         """Start spark-submit in the background (its own session); its output goes to
         ``logs/<name>.log``. Wait with :meth:`finish`."""
         return self._spawn(name, self.submit_command(script, args, conf, master), cwd=cwd)
@@ -354,10 +404,20 @@ class StandaloneCluster:
             return driver.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             driver.stop(signal.SIGKILL)
-            raise TimeoutError(f"{driver.name} did not finish in {timeout:.0f} s\n{tail(driver.log)}\n{self.logs()}")
+            raise TimeoutError(
+                f"{driver.name} did not finish in {timeout:.0f} s\n{tail(driver.log)}\n{self.logs()}"
+            ) from None
 
-    def run(self, name: str, script: Path, args: Sequence[str], conf: Mapping[str, str] = (),
-            cwd: Optional[Path] = None, timeout: float = 600.0, master: Optional[str] = None) -> tuple[int, str]:
+    def run(
+        self,
+        name: str,
+        script: Path,
+        args: Sequence[str],
+        conf: Mapping[str, str] = (),
+        cwd: Optional[Path] = None,
+        timeout: float = 600.0,
+        master: Optional[str] = None,
+    ) -> tuple[int, str]:
         """Submit and wait; returns (exit code, the driver's output)."""
         driver = self.submit(name, script, args, conf, cwd=cwd, master=master)
         code = self.finish(driver, timeout)

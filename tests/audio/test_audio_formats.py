@@ -25,8 +25,18 @@ from ctx_spark.audio.errors import AudioError
 from ctx_spark.audio.mel import compute_mel, compute_mel_info
 from ctx_spark.audio.params import MelParams
 from ctx_spark.testing.audio import (
-    HUNGARIAN, VIBE_ACE, clip, corrupt_copy, noise, remux, to_pcm16, truncated_copy, write_audio, write_av,
-    write_video_without_audio, write_wav_with_codec_tag,
+    HUNGARIAN,
+    VIBE_ACE,
+    clip,
+    corrupt_copy,
+    noise,
+    remux,
+    to_pcm16,
+    truncated_copy,
+    write_audio,
+    write_av,
+    write_video_without_audio,
+    write_wav_with_codec_tag,
 )
 
 SECONDS = 32.0  # > 30 s, so the excerpt starts at 2 s and the decoders must skip to it
@@ -71,10 +81,13 @@ def reference_mel(path, params: MelParams, *, decoded_length: bool = False) -> n
         stream = container.streams.audio[0]
         rate, channels = stream.codec_context.sample_rate, stream.codec_context.channels
         resampler = av.AudioResampler(format="flt", layout=stream.codec_context.layout, rate=rate)
-        full = np.concatenate([
-            converted.to_ndarray().reshape(-1, channels)
-            for frame in container.decode(stream) for converted in resampler.resample(frame)
-        ])
+        full = np.concatenate(
+            [
+                converted.to_ndarray().reshape(-1, channels)
+                for frame in container.decode(stream)
+                for converted in resampler.resample(frame)
+            ]
+        )
         if decoded_length:
             duration = len(full) / rate
         elif stream.duration is not None:
@@ -82,7 +95,7 @@ def reference_mel(path, params: MelParams, *, decoded_length: bool = False) -> n
         else:
             duration = container.duration / 1_000_000
     start = int(excerpt_start(duration, params) * rate)
-    y = librosa.to_mono(full[start:start + int(params.excerpt_seconds * rate)].T)
+    y = librosa.to_mono(full[start : start + int(params.excerpt_seconds * rate)].T)
     return librosa_mel(librosa.resample(y, orig_sr=rate, target_sr=params.sample_rate, res_type="soxr_hq"), params)
 
 
@@ -98,8 +111,13 @@ def librosa_load_mel(path, params: MelParams) -> np.ndarray:
 def librosa_mel(y: np.ndarray, params: MelParams) -> np.ndarray:
     y = librosa.util.fix_length(y, size=params.excerpt_samples)
     mel = librosa.feature.melspectrogram(
-        y=y, sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length, n_mels=params.n_mels,
-        power=2.0, center=True,
+        y=y,
+        sr=params.sample_rate,
+        n_fft=params.n_fft,
+        hop_length=params.hop_length,
+        n_mels=params.n_mels,
+        power=2.0,
+        center=True,
     )
     return np.log1p(params.log_scale * mel).astype(np.float16)
 
@@ -255,7 +273,7 @@ def test_not_audio_messages_quote_nothing_from_the_file(tmp_path, params, conten
     message = info.value.message
     assert info.value.reason == errors.NOT_AUDIO and kind in message
     assert f"{path.stat().st_size:,} bytes" in message
-    assert not [SECRET[i:i + 4] for i in range(len(SECRET) - 3) if SECRET[i:i + 4] in message]
+    assert not [SECRET[i : i + 4] for i in range(len(SECRET) - 3) if SECRET[i : i + 4] in message]
     for word in ("password", "admin", "<html", "<!DOCTYPE", "PNG\r"):
         assert word not in message
 
@@ -273,7 +291,7 @@ def test_float_wav_far_beyond_full_scale_is_out_of_range(tmp_path, params):
     with pytest.raises(AudioError) as info:
         compute_mel(loud, params)
     assert info.value.reason == errors.OUT_OF_RANGE and info.value.stage == "check"
-    peak = float(np.abs(sf.read(str(loud), dtype="float32")[0][int(10 * params.sample_rate):]).max())
+    peak = float(np.abs(sf.read(str(loud), dtype="float32")[0][int(10 * params.sample_rate) :]).max())
     assert f"peak at {peak:.4g}" in info.value.message
 
 

@@ -12,13 +12,21 @@ import pytest
 
 from ctx_spark.audio import errors
 from ctx_spark.audio.decode import excerpt_start, read_excerpt
-from ctx_spark.audio.sources import checksum_audio, stat_audio
 from ctx_spark.audio.errors import AudioError
 from ctx_spark.audio.mel import compute_mel, compute_mel_info, log_mel
 from ctx_spark.audio.params import MelParams
+from ctx_spark.audio.sources import checksum_audio, stat_audio
 from ctx_spark.extract.tasks import run_isolated
 from ctx_spark.testing.audio import (
-    HUNGARIAN, SPLEETER, TRUMPET, VIBE_ACE, corrupt_copy, make_mp3, noise, truncated_copy, write_audio,
+    HUNGARIAN,
+    SPLEETER,
+    TRUMPET,
+    VIBE_ACE,
+    corrupt_copy,
+    make_mp3,
+    noise,
+    truncated_copy,
+    write_audio,
 )
 
 
@@ -33,8 +41,13 @@ def librosa_reference(path, params: MelParams) -> np.ndarray:
     y, _ = librosa.load(str(path), sr=params.sample_rate, offset=start, duration=params.excerpt_seconds)
     y = librosa.util.fix_length(y, size=params.excerpt_samples)
     mel = librosa.feature.melspectrogram(
-        y=y, sr=params.sample_rate, n_fft=params.n_fft, hop_length=params.hop_length, n_mels=params.n_mels,
-        power=2.0, center=True,
+        y=y,
+        sr=params.sample_rate,
+        n_fft=params.n_fft,
+        hop_length=params.hop_length,
+        n_mels=params.n_mels,
+        power=2.0,
+        center=True,
     )
     return np.log1p(params.log_scale * mel).astype(np.float16)
 
@@ -79,7 +92,7 @@ def test_excerpt_is_cut_where_the_rule_says(tmp_path, params, seconds, start):
     assert excerpt_start(seconds, params) == pytest.approx(start)
     excerpt = read_excerpt(path, params)
     first = int(start * params.sample_rate)
-    np.testing.assert_array_equal(excerpt.samples, signal[first:first + params.excerpt_samples])
+    np.testing.assert_array_equal(excerpt.samples, signal[first : first + params.excerpt_samples])
     np.testing.assert_array_equal(compute_mel(path, params), log_mel(excerpt.samples, params))
 
 
@@ -90,10 +103,10 @@ def test_audio_between_20_and_30_s_is_zero_padded(tmp_path, params):
     assert excerpt.start_seconds == 0.0
     assert excerpt.samples.shape == (params.excerpt_samples,)
     np.testing.assert_array_equal(excerpt.samples[: signal.size], signal)
-    assert not excerpt.samples[signal.size:].any()
+    assert not excerpt.samples[signal.size :].any()
     mel = compute_mel(path, params)
     last_signal_frame = (signal.size + params.n_fft // 2) // params.hop_length
-    assert (mel[:, last_signal_frame + 1:] == 0).all()  # log(1 + 0) over the padding
+    assert (mel[:, last_signal_frame + 1 :] == 0).all()  # log(1 + 0) over the padding
     assert (mel[:, : last_signal_frame - 1].astype(np.float32).max(axis=0) > 0).all()
 
 

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from ctx_spark.testing.weights import positive_reference
 from ctx_spark.dataset import patterns as P
 from ctx_spark.dataset import weights as W
 from ctx_spark.dataset.balance import balance
 from ctx_spark.dataset.inputs import prepare_tracks
-from ctx_spark.schema import TRACK_LABELS, WEIGHT_COLUMNS
+from ctx_spark.schema import TRACK_LABELS, WEIGHT_COLUMNS, validate
 from ctx_spark.sources.ibrahim import write_ibrahim_track_labels
-from ctx_spark.schema import validate
+from ctx_spark.testing.weights import positive_reference
 from tests.conftest import shared_data
 from tests.dataset_helpers import reference_negative
 
@@ -25,8 +24,9 @@ from tests.dataset_helpers import reference_negative
 def authors(spark, config, tmp_path_factory):
     """The authors' labels as a prepared DataFrame, with their own split in ``split``."""
     directory = shared_data("deezer_context_ibrahim")
-    path = write_ibrahim_track_labels(directory, tmp_path_factory.mktemp("ibrahim") / "labels.parquet",
-                                      config.contexts.names, with_split=True)
+    path = write_ibrahim_track_labels(
+        directory, tmp_path_factory.mktemp("ibrahim") / "labels.parquet", config.contexts.names, with_split=True
+    )
     raw = spark.read.parquet(path)
     prepared = prepare_tracks(validate(raw, TRACK_LABELS), config.contexts.names)
     splits = raw.select("track_id", F.col("authors_split").alias("split"))
@@ -34,8 +34,12 @@ def authors(spark, config, tmp_path_factory):
 
 
 def test_loader_shape(authors, config):
-    stats = authors.agg(F.count(F.lit(1)).alias("n"), F.count("artist_id").alias("with_artist"),
-                        F.avg("n_labels").alias("labels"), F.count("split").alias("with_split")).first()
+    stats = authors.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.count("artist_id").alias("with_artist"),
+        F.avg("n_labels").alias("labels"),
+        F.count("split").alias("with_split"),
+    ).first()
     assert stats["n"] == 49929 and stats["with_artist"] == 48582 and stats["with_split"] == 48582
     assert stats["labels"] == pytest.approx(7.2, abs=0.05)  # the paper: about 7.2 labels per track
 

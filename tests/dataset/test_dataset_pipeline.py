@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ctx_spark.testing.weights import positive_reference
 from ctx_spark.cli import run_main
 from ctx_spark.config import load_config
-from ctx_spark.testing.labels import write_track_labels
 from ctx_spark.dataset.run import run_dataset_stage
+from ctx_spark.testing.labels import write_track_labels
+from ctx_spark.testing.weights import positive_reference
 from tests.dataset_helpers import reference_negative
 
 #: Small buckets and few giants, so both split passes run on a small table.
@@ -26,8 +26,16 @@ def built(spark, config, tmp_path_factory):
     from jobs.build_dataset import main
 
     root = tmp_path_factory.mktemp("dataset")
-    write_track_labels(root / "track_labels" / "part-0.parquet", 6000, config.contexts.names, seed=21,
-                       tracks_per_artist=3.0, compilations=2, compilation_size=12, themed=True)
+    write_track_labels(
+        root / "track_labels" / "part-0.parquet",
+        6000,
+        config.contexts.names,
+        seed=21,
+        tracks_per_artist=3.0,
+        compilations=2,
+        compilation_size=12,
+        themed=True,
+    )
     out = root / "out"
     argv = ["--labels", str(root / "track_labels"), "--out", str(out)]
     for item in SETTINGS:
@@ -41,8 +49,18 @@ def test_outputs_and_schema(built, config):
     _, out, rows = built
     names = config.contexts.names
     report = json.loads((out / "report.json").read_text())
-    assert list(rows.columns) == ["track_id", "artist_id", "album_id", "group_id", "split", "labels", "n_playlists",
-                                  "neg_exact", "neg_ignore_zeros", "pos_tfidf"]
+    assert list(rows.columns) == [
+        "track_id",
+        "artist_id",
+        "album_id",
+        "group_id",
+        "split",
+        "labels",
+        "n_playlists",
+        "neg_exact",
+        "neg_ignore_zeros",
+        "pos_tfidf",
+    ]
     assert set(rows["split"]) == {"train", "validation", "test"}
     assert rows["track_id"].is_unique and len(rows) == report["balance"]["tracks_after"]
     labels = np.stack(rows["labels"].to_numpy())

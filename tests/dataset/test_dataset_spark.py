@@ -13,10 +13,9 @@ from ctx_spark.dataset import patterns as P
 from ctx_spark.dataset.balance import balance
 from ctx_spark.dataset.groups import connected_groups
 from ctx_spark.dataset.inputs import check_track_labels, prepare_tracks
-from ctx_spark.schema import TRACK_LABELS
-from ctx_spark.testing.labels import generate_track_labels
 from ctx_spark.errors import InputError
-from ctx_spark.schema import validate
+from ctx_spark.schema import TRACK_LABELS, validate
+from ctx_spark.testing.labels import generate_track_labels
 from tests.conftest import write_parquet_table
 
 LABEL_SCHEMA = "track_id long, artist_id long, album_id long, contexts array<string>, n_playlists array<int>"
@@ -102,7 +101,9 @@ def test_components_with_a_compilation_and_a_chain(spark):
     assert on_driver.on_driver and driver_groups == spark_groups
     assert result.edges == on_driver.edges == 10 + 5 + 13
     groups = sorted(spark_groups.values())
-    compilation = sorted([a * 10 for a in range(1, 6)] + [a * 10 + 1 for a in range(1, 6)] + [900 + a for a in range(1, 6)])
+    compilation = sorted(
+        [a * 10 for a in range(1, 6)] + [a * 10 + 1 for a in range(1, 6)] + [900 + a for a in range(1, 6)]
+    )
     assert compilation in groups
     assert [60, 61, 5001] in groups and [5000] in groups and [5002] in groups
     assert sorted(t for t, _, _ in chain) in groups
@@ -130,13 +131,23 @@ def test_input_checks_name_table_and_column(spark, config, tmp_path, capsys):
     # Through the job: a missing column and an empty table exit with code 2 and a message.
     from jobs.build_dataset import main
 
-    missing = write_parquet_table(tmp_path / "missing.parquet", {"track_id": [1], "artist_id": [1], "album_id": [1],
-                                                                 "contexts": [["car"]]})
+    missing = write_parquet_table(
+        tmp_path / "missing.parquet", {"track_id": [1], "artist_id": [1], "album_id": [1], "contexts": [["car"]]}
+    )
     assert main(["--labels", missing, "--out", str(tmp_path / "out")]) == 2
     assert "error: table 'track_labels': missing column 'n_playlists'" in capsys.readouterr().err
-    empty = write_parquet_table(tmp_path / "empty.parquet", {k: [] for k in ("track_id", "artist_id", "album_id")} | {
-        "contexts": [], "n_playlists": []}, pa.schema([
-            ("track_id", pa.int64()), ("artist_id", pa.int64()), ("album_id", pa.int64()),
-            ("contexts", pa.list_(pa.string())), ("n_playlists", pa.list_(pa.int32()))]))
+    empty = write_parquet_table(
+        tmp_path / "empty.parquet",
+        {k: [] for k in ("track_id", "artist_id", "album_id")} | {"contexts": [], "n_playlists": []},
+        pa.schema(
+            [
+                ("track_id", pa.int64()),
+                ("artist_id", pa.int64()),
+                ("album_id", pa.int64()),
+                ("contexts", pa.list_(pa.string())),
+                ("n_playlists", pa.list_(pa.int32())),
+            ]
+        ),
+    )
     assert run_main(main, ["--labels", empty, "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out" / "dataset").exists()

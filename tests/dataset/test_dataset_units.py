@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from ctx_spark.testing.weights import positive_reference
 from ctx_spark.config import from_mapping
 from ctx_spark.dataset import DatasetSettings
 from ctx_spark.dataset import cooccurrence as C
@@ -17,6 +16,7 @@ from ctx_spark.dataset import weights as W
 from ctx_spark.dataset.balance import processing_order, round_of_patterns
 from ctx_spark.dataset.stratify import iterative_stratification, leftover_fractions, targets
 from ctx_spark.errors import ConfigError
+from ctx_spark.testing.weights import positive_reference
 
 
 def dense_from_rows(rows, m):
@@ -128,8 +128,9 @@ def test_stratification_keeps_proportions(method, tolerance):
         assert per == pytest.approx(fractions, abs=tolerance)
     # Deterministic for the same keys and generator seed, whatever the input order.
     perm = rng.permutation(n)
-    shuffled = iterative_stratification(sizes[perm], label_counts[perm], want, want_l, keys[perm],
-                                        np.random.default_rng(1), method)
+    shuffled = iterative_stratification(
+        sizes[perm], label_counts[perm], want, want_l, keys[perm], np.random.default_rng(1), method
+    )
     assert (shuffled == chosen[perm]).all()
 
 
@@ -139,8 +140,9 @@ def test_stratification_places_a_giant_group_where_it_fits():
     label_counts = np.ones((701, 1), dtype=np.int64) * sizes[:, None]
     want, want_l = targets(np.array([0.65, 0.10, 0.25]), 1000.0, np.array([1000.0]))
     for method in ("greedy", "sechidis"):
-        chosen = iterative_stratification(sizes, label_counts, want, want_l, np.arange(701),
-                                          np.random.default_rng(0), method)
+        chosen = iterative_stratification(
+            sizes, label_counts, want, want_l, np.arange(701), np.random.default_rng(0), method
+        )
         assert chosen[0] == 0, method
         assert [int(sizes[chosen == j].sum()) for j in range(3)] == [650, 100, 250], method
 
@@ -176,9 +178,21 @@ def test_cooccurrence_matrices_and_csv():
 
 
 def test_settings_validation():
-    good = {"seed": 1, "balance": True, "cap": None, "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
-            "stratification": "greedy", "tolerance": 0.02, "max_album_artists": None, "giant_groups": 10, "groups_per_bucket": 100,
-            "max_component_iterations": 10, "driver_components_max_edges": 0, "checkpoint_dir": None, "percentile_accuracy": 100}
+    good = {
+        "seed": 1,
+        "balance": True,
+        "cap": None,
+        "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
+        "stratification": "greedy",
+        "tolerance": 0.02,
+        "max_album_artists": None,
+        "giant_groups": 10,
+        "groups_per_bucket": 100,
+        "max_component_iterations": 10,
+        "driver_components_max_edges": 0,
+        "checkpoint_dir": None,
+        "percentile_accuracy": 100,
+    }
     assert from_mapping(DatasetSettings, good, "dataset").split.as_tuple() == (0.6, 0.2, 0.2)
     for key, value, message in [
         ("split", {"train": 0.6, "validation": 0.3, "test": 0.2}, "sum to 1"),

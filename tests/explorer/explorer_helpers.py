@@ -46,7 +46,7 @@ def training_log(epochs: int = 6) -> str:
     """A ``keras.callbacks.CSVLogger`` file: ``epoch`` (from 0), then the logged keys sorted."""
     lines = ["epoch,auc,learning_rate,loss,val_auc,val_loss"]
     for e in range(epochs):
-        loss, val = 0.69 * 0.85 ** e, 0.70 * 0.9 ** e + 0.01 * max(0, e - 3)
+        loss, val = 0.69 * 0.85**e, 0.70 * 0.9**e + 0.01 * max(0, e - 3)
         lines.append(f"{e},{0.5 + 0.05 * e:.4f},0.1,{loss:.6f},{0.5 + 0.04 * e:.4f},{val:.6f}")
     return "\n".join(lines) + "\n"
 
@@ -61,17 +61,32 @@ def write_model_side(base: Path, contexts: list[str]) -> Path:
     from training.settings import ModelSettings
 
     cfg = load_config()
-    settings = from_mapping(ModelSettings, {**cfg.data["train"]["model"], "conv_filters": [4], "dense_units": 8},
-                            "train.model")
+    settings = from_mapping(
+        ModelSettings, {**cfg.data["train"]["model"], "conv_filters": [4], "dense_units": 8}, "train.model"
+    )
     params = cfg.section("audio", MelParams)
     n_mels, n_frames = params.shape
     run = base / "compare" / "none"
-    write_export(str(run), build_model(settings, (n_frames, n_mels), len(contexts), seed=1),
-                 export_meta(params, contexts, loss_variant="none", best_epoch=5))
+    write_export(
+        str(run),
+        build_model(settings, (n_frames, n_mels), len(contexts), seed=1),
+        export_meta(params, contexts, loss_variant="none", best_epoch=5),
+    )
     (run / "training_log.csv").write_text(training_log(), encoding="utf-8")
-    (run / "train_report.json").write_text(json.dumps({
-        "stage": "train", "contexts": contexts, "loss_variant": "none", "epochs_completed": 6, "best_epoch": 5,
-        "best_val_loss": 0.41, "stopped_early": False}), encoding="utf-8")
+    (run / "train_report.json").write_text(
+        json.dumps(
+            {
+                "stage": "train",
+                "contexts": contexts,
+                "loss_variant": "none",
+                "epochs_completed": 6,
+                "best_epoch": 5,
+                "best_val_loss": 0.41,
+                "stopped_early": False,
+            }
+        ),
+        encoding="utf-8",
+    )
     rng = np.random.default_rng(7)
     labels = (rng.random((60, len(contexts))) < 0.3).astype(np.uint8)
     probs = np.clip(0.35 * labels + 0.65 * rng.random(labels.shape), 0, 1)
@@ -84,15 +99,28 @@ def write_model_side(base: Path, contexts: list[str]) -> Path:
     (evaluation / "table1_tuned.csv").write_text(tables.table1_csv(tuned), encoding="utf-8")
     aucs = [fixed["per_context"][c]["roc_auc"] for c in contexts]
     tables.roc_figure(labels, probs, contexts, aucs, str(evaluation / "roc_curves.png"), "ROC curves, test split")
-    (evaluation / "metrics.json").write_text(json.dumps({
-        "stage": "evaluate", "model": str(run), "loss_variant": "none", "best_epoch": 5, "tune_split": "validation",
-        "test_split": "test", "fixed_threshold": {"threshold": 0.5, **fixed},
-        "tuned_thresholds": {"tuned_on": "validation", **tuned}, "paper_table1_macro": tables.PAPER_TABLE1_MACRO}),
-        encoding="utf-8")
+    (evaluation / "metrics.json").write_text(
+        json.dumps(
+            {
+                "stage": "evaluate",
+                "model": str(run),
+                "loss_variant": "none",
+                "best_epoch": 5,
+                "tune_split": "validation",
+                "test_split": "test",
+                "fixed_threshold": {"threshold": 0.5, **fixed},
+                "tuned_thresholds": {"tuned_on": "validation", **tuned},
+                "paper_table1_macro": tables.PAPER_TABLE1_MACRO,
+            }
+        ),
+        encoding="utf-8",
+    )
     macros = {"none": {"fixed 0.5": fixed["macro"], "tuned on validation": tuned["macro"]}}
     (base / "compare" / "table2.csv").write_text(tables.table2_csv(macros), encoding="utf-8")
-    (base / "compare" / "table2.json").write_text(json.dumps({
-        "variants": ["none"], "macro": macros, "paper_table1_macro": tables.PAPER_TABLE1_MACRO}), encoding="utf-8")
+    (base / "compare" / "table2.json").write_text(
+        json.dumps({"variants": ["none"], "macro": macros, "paper_table1_macro": tables.PAPER_TABLE1_MACRO}),
+        encoding="utf-8",
+    )
     return run
 
 

@@ -34,8 +34,10 @@ def test_a_million_track_snapshot_builds_in_seconds(tmp_path):
     started = time.perf_counter()
     index = build_site(tmp_path / "R", tmp_path / "site", top_n=100)
     seconds = time.perf_counter() - started
-    print(f"\nexplorer on {TRACKS:,} tracks ({size / 2**20:.0f} MiB of outputs, generated in {generated:.1f} s): "
-          f"build_site {seconds:.2f} s")
+    print(
+        f"\nexplorer on {TRACKS:,} tracks ({size / 2**20:.0f} MiB of outputs, generated in {generated:.1f} s): "
+        f"build_site {seconds:.2f} s"
+    )
     site = index.parent
     expected = ranking(TRACKS, NAMES)
     for name in (NAMES[0], NAMES[7], NAMES[-1]):

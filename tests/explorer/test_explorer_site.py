@@ -170,9 +170,17 @@ def test_labels_only_site_lists_labelled_tracks_by_playlist_count(labels_only, s
 
 # -- in a real browser -------------------------------------------------------------------
 
-CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage")  # the last: containers with a small /dev/shm (CI)
+CHROME_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)  # the last: containers with a small /dev/shm (CI)
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +190,9 @@ def browser():
         from selenium.webdriver.chrome.service import Service
     except ImportError:
         pytest.skip("selenium is not installed (pip install selenium)")
-    binary = next((b for b in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser"))
-                   if b), None)
+    binary = next(
+        (b for b in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")) if b), None
+    )
     driver_path = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
     if not binary:
         pytest.skip("no chromium on PATH (apt-get install chromium)")
@@ -231,10 +240,13 @@ def test_every_page_loads_in_chromium_without_errors_or_broken_links(browser, si
         for path in sorted(directory.glob("*.html")):
             browser.set_window_size(1280, 800)
             browser.get(path.as_uri())
-            assert wait_for(browser, "return document.readyState === 'complete' && "
-                                     "Array.from(document.images).every(i => i.complete)"), path
+            assert wait_for(
+                browser,
+                "return document.readyState === 'complete' && Array.from(document.images).every(i => i.complete)",
+            ), path
             broken = browser.execute_script(
-                "return Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
+                "return Array.from(document.images).filter(i => !(i.naturalWidth > 0)).map(i => i.src)"
+            )
             assert broken == [], (path.name, broken)
             links = browser.execute_script("return Array.from(document.querySelectorAll('a[href]')).map(a => a.href)")
             for url in links:
@@ -250,7 +262,8 @@ def test_every_page_loads_in_chromium_without_errors_or_broken_links(browser, si
                 screenshot(browser, shots / f"{name}-{path.stem}.png", 1280)
             browser.set_window_size(390, 800)  # a phone: the page itself never scrolls sideways
             assert browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth") <= 1, (
-                path.name)
+                path.name
+            )
     browser.get((site / context_file("gym")).as_uri())
     screenshot(browser, shots / "context-gym-narrow.png", 390)
     print(f"explorer screenshots: {shots}")
@@ -263,13 +276,17 @@ def test_context_page_in_chromium_plays_audio_and_finds_a_track(browser, site, s
 
     browser.set_window_size(1280, 900)
     browser.get((site / context_file("gym")).as_uri())
-    order = browser.execute_script("return Array.from(document.querySelectorAll('tr[data-track]'))"
-                                   ".map(r => r.dataset.track)")
+    order = browser.execute_script(
+        "return Array.from(document.querySelectorAll('tr[data-track]')).map(r => r.dataset.track)"
+    )
     assert order == [str(t) for t in ranking_ids(snap["snapshot"], "gym")]
-    ready = wait_for(browser, "return Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 "
-                              "|| a.error)", 60)
-    audio = browser.execute_script("return Array.from(document.querySelectorAll('audio')).map(a => "
-                                   "[a.closest('tr').dataset.track, a.duration, a.error && a.error.code])")
+    ready = wait_for(
+        browser, "return Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 || a.error)", 60
+    )
+    audio = browser.execute_script(
+        "return Array.from(document.querySelectorAll('audio')).map(a => "
+        "[a.closest('tr').dataset.track, a.duration, a.error && a.error.code])"
+    )
     assert ready and len(audio) == 10, audio
     for track, duration, error in audio:
         assert error is None and math.isfinite(duration) and abs(duration - CLIP_SECONDS) < 1.0, (track, duration)

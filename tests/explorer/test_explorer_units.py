@@ -51,8 +51,16 @@ def test_html_in_every_free_text_field_shows_as_text(tmp_path):
     fake_snapshot(tmp_path / "R", 45, with_names=True, evil=True)
     keywords = tmp_path / "K"
     keywords.mkdir()
-    (keywords / "report.json").write_text(json.dumps({"playlists": 9, "ranking": [
-        {"rank": 1, "keyword": EVIL, "category": "mood", "context": None, "n_playlists": 3, "share": 0.3}]}))
+    (keywords / "report.json").write_text(
+        json.dumps(
+            {
+                "playlists": 9,
+                "ranking": [
+                    {"rank": 1, "keyword": EVIL, "category": "mood", "context": None, "n_playlists": 3, "share": 0.3}
+                ],
+            }
+        )
+    )
     site = Path(build_site(tmp_path / "R", tmp_path / "site", keywords=keywords)).parent
     text = pages(site)
     escaped = html.escape(EVIL, quote=True)
@@ -100,8 +108,9 @@ def test_a_snapshot_without_scores_lists_labelled_tracks_by_playlist_count(tmp_p
     text = pages(site)
     pairs = pq.read_table(next((tmp_path / "R").rglob("track_context_counts")) / "part-00000.parquet").to_pandas()
     for name in NAMES:
-        rows = pairs[(pairs.context == name) & (pairs.n_playlists >= 3)].sort_values(["n_playlists", "track_id"],
-                                                                                   ascending=[False, True])
+        rows = pairs[(pairs.context == name) & (pairs.n_playlists >= 3)].sort_values(
+            ["n_playlists", "track_id"], ascending=[False, True]
+        )
         assert track_order(text[context_file(name)]) == [str(t) for t in rows.track_id[:5]]
         assert "No scores in this snapshot" in text[context_file(name)]
     assert "absent: " in text["index.html"] and "Scores (scores/)" in text["index.html"]
@@ -143,8 +152,15 @@ def test_a_report_of_an_unexpected_shape_breaks_one_page_only(tmp_path):
 
 def test_only_separate_outputs_and_an_empty_errors_table(tmp_path):
     snapshot = fake_snapshot(tmp_path / "R", 30, errors=0)
-    site = Path(build_site(None, tmp_path / "site", labels=snapshot / "labels" / "track_labels",
-                           mels=snapshot / "mels", scores=snapshot / "scores")).parent
+    site = Path(
+        build_site(
+            None,
+            tmp_path / "site",
+            labels=snapshot / "labels" / "track_labels",
+            mels=snapshot / "mels",
+            scores=snapshot / "scores",
+        )
+    ).parent
     text = pages(site)
     assert "No failed files." in text["extraction.html"] and "No track failed." in text["extraction.html"]
     assert "without fingerprints" in text["index.html"] and "dataset output: not given" in text["dataset.html"]
@@ -152,7 +168,7 @@ def test_only_separate_outputs_and_an_empty_errors_table(tmp_path):
     # the demo's case: nothing but a labelling output
     text = pages(Path(build_site(None, tmp_path / "labels-site", labels=snapshot / "labels")).parent)
     assert "No scores in this snapshot" in text["context-car.html"] and len(track_order(text["context-car.html"])) == 4
-    assert "<td></td><td class=\"audio\">no local file</td>" in text["context-car.html"]  # no split, no audio
+    assert '<td></td><td class="audio">no local file</td>' in text["context-car.html"]  # no split, no audio
 
 
 def test_the_failed_files_table_stops_at_its_limit_and_tells_the_total(tmp_path):
@@ -167,8 +183,11 @@ def test_changes_chart_and_first_snapshot(tmp_path):
     fake_snapshot(tmp_path / "R", 20)
     index = (Path(build_site(tmp_path / "R", tmp_path / "a")).parent / "index.html").read_text()
     assert "Since snapshot 20251229T030000Z-012345" in index
-    assert re.search(r'<svg class="chart" role="img" aria-labelledby="(chart\d+)-t \1-d"[^>]*><title id="\1-t">'
-                     r'Labels gained and lost per context', index)
+    assert re.search(
+        r'<svg class="chart" role="img" aria-labelledby="(chart\d+)-t \1-d"[^>]*><title id="\1-t">'
+        r"Labels gained and lost per context",
+        index,
+    )
     assert "<title>sad: -2 lost</title>" in index and "<title>gym: +2 gained</title>" in index
     assert re.search(r'<th scope="row">sad</th><td class="num">0</td><td class="num">2</td>', index)
     fake_snapshot(tmp_path / "R2", 20, first=True)
@@ -184,10 +203,20 @@ def test_cooccurrence_heatmap_is_replotted_from_the_csv_and_roc_from_predictions
     rng = np.random.default_rng(0)
     labels = (rng.random((40, 15)) < 0.4).astype(np.uint8)
     probs = rng.random((40, 15)).astype(np.float32)
-    lists = lambda v, t: pa.ListArray.from_arrays(pa.array(np.arange(0, 601, 15, dtype=np.int32)),  # noqa: E731
-                                                  pa.array(v.reshape(-1), t))
-    pq.write_table(pa.table({"track_id": np.arange(40), "labels": lists(labels, pa.uint8()),
-                             "probabilities": lists(probs, pa.float32())}), evaluation / "predictions.parquet")
+    lists = lambda v, t: pa.ListArray.from_arrays(
+        pa.array(np.arange(0, 601, 15, dtype=np.int32)),  # noqa: E731
+        pa.array(v.reshape(-1), t),
+    )
+    pq.write_table(
+        pa.table(
+            {
+                "track_id": np.arange(40),
+                "labels": lists(labels, pa.uint8()),
+                "probabilities": lists(probs, pa.float32()),
+            }
+        ),
+        evaluation / "predictions.parquet",
+    )
     site = Path(build_site(tmp_path / "R", tmp_path / "site", evaluation=evaluation)).parent
     assert "re-plotted from cooccurrence.csv" in (site / "dataset.html").read_text()
     model = (site / "model.html").read_text()
@@ -197,8 +226,9 @@ def test_cooccurrence_heatmap_is_replotted_from_the_csv_and_roc_from_predictions
 
 def test_readers_bounded_lookup_and_top_ranked(tmp_path):
     ids = np.arange(0, 20000, 2, dtype=np.int64)
-    pq.write_table(pa.table({"track_id": ids, "audio": [f"a{i}" for i in ids]}), tmp_path / "t.parquet",
-                   row_group_size=100)
+    pq.write_table(
+        pa.table({"track_id": ids, "audio": [f"a{i}" for i in ids]}), tmp_path / "t.parquet", row_group_size=100
+    )
     found = lookup(tmp_path, [4, 4, 5, 19998, 123456], ["audio", "nope"])
     assert found == {4: {"track_id": 4, "audio": "a4"}, 19998: {"track_id": 19998, "audio": "a19998"}}
     pq.write_table(pa.table({"track_id": ["b", "a"], "x": [1, 2]}), tmp_path / "s.parquet")

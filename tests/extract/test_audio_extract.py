@@ -13,26 +13,51 @@ import pyarrow.parquet as pq
 import pytest
 
 from ctx_spark.audio import errors
-from ctx_spark.shards import contract
 from ctx_spark.audio.mel import compute_mel
 from ctx_spark.audio.params import MelParams
-from ctx_spark.shards.contract import output_schema
-from ctx_spark.shards.writer import rows_per_group
 from ctx_spark.config import load_config
 from ctx_spark.errors import InputError
 from ctx_spark.extract import run as extract_run
 from ctx_spark.extract.run import ExtractInputs, run_extract_stage
+from ctx_spark.shards import contract
+from ctx_spark.shards.contract import output_schema
+from ctx_spark.shards.writer import rows_per_group
 from ctx_spark.testing.audio import (
-    HUNGARIAN, TRUMPET, VIBE_ACE, corrupt_copy, make_mp3, truncated_copy, write_audio,
+    HUNGARIAN,
+    TRUMPET,
+    VIBE_ACE,
+    corrupt_copy,
+    make_mp3,
+    truncated_copy,
+    write_audio,
 )
 from tests.conftest import TEST_SPARK_OVERRIDES, write_parquet_table
 
 N_CONTEXTS = 15
-SPLIT_OF = {1: "train", 3: "train", 5: "train", 7: "train", 9: "train", 11: "train",
-            2: "validation", 6: "validation", 10: "validation",
-            4: "test", 8: "test", 12: "test"}
-EXPECTED_FAILURES = {5: errors.CORRUPT, 6: errors.EMPTY, 7: errors.SILENT, 8: errors.TRUNCATED,
-                     9: errors.NOT_AUDIO, 10: errors.MISSING, 11: errors.TOO_SHORT, 12: errors.NO_AUDIO}
+SPLIT_OF = {
+    1: "train",
+    3: "train",
+    5: "train",
+    7: "train",
+    9: "train",
+    11: "train",
+    2: "validation",
+    6: "validation",
+    10: "validation",
+    4: "test",
+    8: "test",
+    12: "test",
+}
+EXPECTED_FAILURES = {
+    5: errors.CORRUPT,
+    6: errors.EMPTY,
+    7: errors.SILENT,
+    8: errors.TRUNCATED,
+    9: errors.NOT_AUDIO,
+    10: errors.MISSING,
+    11: errors.TOO_SHORT,
+    12: errors.NO_AUDIO,
+}
 
 
 def make_config(*overrides: str):
@@ -63,19 +88,27 @@ def write_dataset(root: Path, split_of: dict[int, str], targets: dict[int, dict]
         "split": [split_of[i] for i in ids],
         **{w: [targets[i][w] for i in ids] for w in contract.WEIGHT_COLUMNS},
     }
-    schema = pa.schema([
-        ("track_id", pa.int64()), ("artist_id", pa.int64()), ("album_id", pa.int64()),
-        ("labels", pa.list_(pa.int8())), ("split", pa.string()),
-        *[(w, pa.list_(pa.float64())) for w in contract.WEIGHT_COLUMNS],
-    ])
+    schema = pa.schema(
+        [
+            ("track_id", pa.int64()),
+            ("artist_id", pa.int64()),
+            ("album_id", pa.int64()),
+            ("labels", pa.list_(pa.int8())),
+            ("split", pa.string()),
+            *[(w, pa.list_(pa.float64())) for w in contract.WEIGHT_COLUMNS],
+        ]
+    )
     write_parquet_table(root / "dataset" / "part-0.parquet", columns, schema)
     return str(root)
 
 
 def write_tracks(path: Path, audio_of: dict[int, str]) -> str:
     ids = sorted(audio_of)
-    return write_parquet_table(path, {"track_id": ids, "audio": [audio_of[i] for i in ids]},
-                               pa.schema([("track_id", pa.int64()), ("audio", pa.string())]))
+    return write_parquet_table(
+        path,
+        {"track_id": ids, "audio": [audio_of[i] for i in ids]},
+        pa.schema([("track_id", pa.int64()), ("audio", pa.string())]),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +161,14 @@ def test_report_counts_every_track(first_run):
     assert report["tracks_in"] == 12 and report["tracks_without_audio"] == 1
     assert report["written"] == {"test": 1, "train": 2, "validation": 1}
     assert report["failed"] == {
-        errors.CORRUPT: 1, errors.EMPTY: 1, errors.MISSING: 1, errors.NO_AUDIO: 1, errors.NOT_AUDIO: 1,
-        errors.SILENT: 1, errors.TOO_SHORT: 1, errors.TRUNCATED: 1,
+        errors.CORRUPT: 1,
+        errors.EMPTY: 1,
+        errors.MISSING: 1,
+        errors.NO_AUDIO: 1,
+        errors.NOT_AUDIO: 1,
+        errors.SILENT: 1,
+        errors.TOO_SHORT: 1,
+        errors.TRUNCATED: 1,
     }
     assert report["computed"] == 11 and report["reused"] == 0
     assert report["audio_seconds_decoded"] >= 4 * 24.0
@@ -151,8 +190,15 @@ def test_shards_follow_the_contract(first_run, config):
     params = config.section("audio", MelParams)
     out = first_run["out"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["train", "validation", "test", contract.ERRORS_DIR, contract.PARAMS_FILE, contract.INFO_FILE,
-         contract.REPORT_FILE]
+        [
+            "train",
+            "validation",
+            "test",
+            contract.ERRORS_DIR,
+            contract.PARAMS_FILE,
+            contract.INFO_FILE,
+            contract.REPORT_FILE,
+        ]
     )
     assert contract.params_from_json((out / contract.PARAMS_FILE).read_text()) == params
     info = json.loads((out / contract.INFO_FILE).read_text())
@@ -203,9 +249,7 @@ def test_shards_read_back_through_petastorm_into_tf_data(first_run, config):
         assert labels.tolist() == first_run["targets"][int(track_id)]["labels"]
         path = [p for p in (first_run["out"] / "train").glob("*.parquet")][0]
         assert path.stat().st_size > 0
-    np.testing.assert_array_equal(
-        next(m for t, m, _, _ in items if int(t) == 1), compute_mel(VIBE_ACE, params)
-    )
+    np.testing.assert_array_equal(next(m for t, m, _, _ in items if int(t) == 1), compute_mel(VIBE_ACE, params))
 
 
 def test_incremental_run_computes_only_new_and_changed_tracks(spark, first_run, audio_files, tmp_path):
@@ -294,8 +338,8 @@ def test_audio_dir_without_dataset_writes_all(spark, tmp_path, config):
 
 
 def test_bad_dataset_is_a_clear_input_error(spark, tmp_path, capsys):
-    from jobs.extract_mels import main
     from ctx_spark.cli import run_main
+    from jobs.extract_mels import main
 
     d = tmp_path / "audio"
     d.mkdir()

@@ -15,12 +15,24 @@ from ctx_spark.sources.deezer import read_deezer_titles
 from jobs.rank_keywords import main as rank_main
 from tests.conftest import write_parquet_table
 
-VOCABULARY = {"time": ["summer", "night"], "activity": ["party", "workout", "work"], "location": ["car", "café"],
-              "mood": ["chill"]}
+VOCABULARY = {
+    "time": ["summer", "night"],
+    "activity": ["party", "workout", "work"],
+    "location": ["car", "café"],
+    "mood": ["chill"],
+}
 
 TITLES = [
-    (1, "Summer party 🎉"), (2, "#WORKOUT"), (3, "workouts"), (4, "chill chill CHILL"), (5, None),
-    (6, "Café del mar"), (7, "Água com açúcar"), (8, "Work-Out"), (9, "summer night drive"), (9, "summer night drive"),
+    (1, "Summer party 🎉"),
+    (2, "#WORKOUT"),
+    (3, "workouts"),
+    (4, "chill chill CHILL"),
+    (5, None),
+    (6, "Café del mar"),
+    (7, "Água com açúcar"),
+    (8, "Work-Out"),
+    (9, "summer night drive"),
+    (9, "summer night drive"),
 ]
 
 
@@ -33,14 +45,14 @@ def test_rank_keywords_counts_playlists_with_the_job_matcher(spark, config) -> N
     playlists = spark.createDataFrame(TITLES, "playlist_id long, title string")
     rows = [r.asDict() for r in rank_keywords(playlists, VOCABULARY, config.contexts).collect()]
     assert [(r["rank"], r["keyword"], r["category"], r["context"], r["n_playlists"]) for r in rows] == [
-        (1, "summer", "time", "summer", 2),   # playlist 9 is listed twice: counted once
-        (2, "café", "location", None, 1),     # "Café" matches "café" (accents dropped on both sides)
-        (3, "chill", "mood", "chill", 1),     # one playlist, however many times the word appears
+        (1, "summer", "time", "summer", 2),  # playlist 9 is listed twice: counted once
+        (2, "café", "location", None, 1),  # "Café" matches "café" (accents dropped on both sides)
+        (3, "chill", "mood", "chill", 1),  # one playlist, however many times the word appears
         (4, "night", "time", "night", 1),
         (5, "party", "activity", "party", 1),
-        (6, "work", "activity", "work", 1),   # "Work-Out" only
+        (6, "work", "activity", "work", 1),  # "Work-Out" only
         (7, "workout", "activity", "workout", 1),  # "#WORKOUT", not "workouts"
-        (8, "car", "location", "car", 0),     # "açúcar" is not "car"
+        (8, "car", "location", "car", 0),  # "açúcar" is not "car"
     ]
     titled = 8  # distinct playlists with a title
     assert rows[0]["share"] == pytest.approx(2 / titled)
@@ -62,7 +74,9 @@ def test_cli_writes_parquet_csv_and_report(spark, config, tmp_path, capsys) -> N
     with open(out / "keyword_ranking.csv", newline="") as handle:
         csv_rows = list(csv.DictReader(handle))
     parquet = spark.read.parquet(str(out / "keyword_ranking")).orderBy("rank").collect()
-    assert [r["keyword"] for r in csv_rows] == [r["keyword"] for r in parquet] == [r["keyword"] for r in report["ranking"]]
+    assert (
+        [r["keyword"] for r in csv_rows] == [r["keyword"] for r in parquet] == [r["keyword"] for r in report["ranking"]]
+    )
     assert csv_rows[0]["n_playlists"] == "2"
     assert run_main(rank_main, ["--playlists", table, "--title-column", "name", "--out", str(out)]) == 2
     assert "no column 'name'" in capsys.readouterr().err

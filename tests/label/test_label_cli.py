@@ -26,15 +26,24 @@ def _catalogue(tmp_path: Path) -> dict[str, str]:
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable,
-               PYSPARK_DRIVER_PYTHON=sys.executable)
+    env = dict(
+        os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable
+    )
     env.pop("PYSPARK_GATEWAY_PORT", None)
     return env
 
 
 def _args(paths: dict[str, str], out: Path) -> list[str]:
-    return ["--playlists", paths["playlists"], "--playlist-tracks", paths["playlist_tracks"],
-            "--tracks", paths["tracks"], "--out", str(out)]
+    return [
+        "--playlists",
+        paths["playlists"],
+        "--playlist-tracks",
+        paths["playlist_tracks"],
+        "--tracks",
+        paths["tracks"],
+        "--out",
+        str(out),
+    ]
 
 
 @pytest.mark.slow
@@ -42,9 +51,20 @@ def test_spark_submit_master_is_honoured(tmp_path: Path) -> None:
     """spark-submit's --master wins over conf/spark.yaml's local[*]; --set still applies."""
     paths, out = _catalogue(tmp_path), tmp_path / "out"
     result = subprocess.run(
-        [str(SPARK_SUBMIT), "--master", "local[1]", str(ROOT / "jobs" / "label_tracks.py"),
-         *_args(paths, out), "--set", "label.min_playlists=3"],
-        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600,
+        [
+            str(SPARK_SUBMIT),
+            "--master",
+            "local[1]",
+            str(ROOT / "jobs" / "label_tracks.py"),
+            *_args(paths, out),
+            "--set",
+            "label.min_playlists=3",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
@@ -62,7 +82,11 @@ def test_python_m_bad_column_exits_2_naming_table_and_column(tmp_path: Path) -> 
     paths["tracks"] = str(bad)
     result = subprocess.run(
         [sys.executable, "-m", "jobs.label_tracks", *_args(paths, out)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 2, result.stderr[-3000:]
     message = result.stderr.strip().splitlines()[-1]

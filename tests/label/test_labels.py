@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-
 from ctx_spark import schema
 from ctx_spark.label.rules import label_catalogue
 from ctx_spark.label.settings import LabelSettings
@@ -39,8 +38,11 @@ class Catalogue:
         playlists = spark.createDataFrame(self.playlists, "playlist_id long, title string")
         pt = spark.createDataFrame(self.playlist_tracks, "playlist_id long, track_id long")
         tracks = spark.createDataFrame(list(self.tracks.values()), "track_id long, artist_id long, album_id long")
-        return (schema.validate(playlists, schema.PLAYLISTS), schema.validate(pt, schema.PLAYLIST_TRACKS),
-                schema.validate(tracks, schema.TRACKS))
+        return (
+            schema.validate(playlists, schema.PLAYLISTS),
+            schema.validate(pt, schema.PLAYLIST_TRACKS),
+            schema.validate(tracks, schema.TRACKS),
+        )
 
     def run(self, spark, contexts, settings: LabelSettings = DEFAULT):
         result = label_catalogue(*self.frames(spark), contexts, settings)
@@ -64,7 +66,7 @@ def test_counts_and_threshold(spark, config) -> None:
     cat.playlist(3, "In the CAR", [1] + filler(300, 7))
     counts, labels, report = cat.run(spark, config.contexts)
     assert (counts[(1, "car")], counts[(2, "car")], counts[(3, "car")]) == (3, 2, 1)
-    assert set(labels) == {1}                      # n >= 3 labels, n = 2 does not
+    assert set(labels) == {1}  # n >= 3 labels, n = 2 does not
     assert labels[1]["contexts"] == ["car"]
     assert report["tracks_labelled_per_context"]["car"] == 1
     assert report["playlists_matched_per_context"]["car"] == 3
@@ -83,7 +85,7 @@ def test_labels_carry_sorted_contexts_and_all_counts_in_config_order(spark, conf
     for pid, title in enumerate(["Summer night car", "car & chill", "night car", "summer car night"]):
         cat.playlist(pid, title, [7] + filler(100 * (pid + 1), 7))
     counts, labels, _ = cat.run(spark, config.contexts)
-    assert labels[7]["contexts"] == ["car", "night"]          # summer (2) and chill (1) below 3
+    assert labels[7]["contexts"] == ["car", "night"]  # summer (2) and chill (1) below 3
     vector = dict(zip(config.contexts.names, labels[7]["n_playlists"]))
     assert vector["car"] == 4 and vector["night"] == 3 and vector["summer"] == 2 and vector["chill"] == 1
     assert sum(vector.values()) == 10
@@ -92,11 +94,11 @@ def test_labels_carry_sorted_contexts_and_all_counts_in_config_order(spark, conf
 
 def test_size_filter_counts_distinct_known_tracks(spark, config) -> None:
     cat = Catalogue()
-    cat.playlist(1, "gym", filler(1000, 100))                    # exactly 100: kept
-    cat.playlist(2, "gym", filler(2000, 101))                    # 101: removed
-    cat.playlist(3, "gym", filler(3000, 100) + [3000, 3001])     # duplicates count once: kept
+    cat.playlist(1, "gym", filler(1000, 100))  # exactly 100: kept
+    cat.playlist(2, "gym", filler(2000, 101))  # 101: removed
+    cat.playlist(3, "gym", filler(3000, 100) + [3000, 3001])  # duplicates count once: kept
     cat.playlist(4, "gym", filler(4000, 100))
-    cat.playlist_tracks.append((4, 999_999))                     # unknown track: not counted
+    cat.playlist_tracks.append((4, 999_999))  # unknown track: not counted
     counts, _, report = cat.run(spark, config.contexts, LabelSettings(100, 0.25, 1))
     assert (1000, "gym") in counts and (3000, "gym") in counts and (4000, "gym") in counts
     assert (2000, "gym") not in counts
@@ -117,10 +119,10 @@ def test_max_tracks_is_configurable(spark, config) -> None:
 def test_artist_share_above_max_removes_playlist_equal_keeps_it(spark, config) -> None:
     cat = Catalogue()
     for t in filler(1000, 8):
-        cat.track(t, artist=1 if t < 1002 else None)              # 2 of 8 = 25%: kept
+        cat.track(t, artist=1 if t < 1002 else None)  # 2 of 8 = 25%: kept
     cat.playlist(1, "sad", filler(1000, 8))
     for t in filler(2000, 8):
-        cat.track(t, artist=2 if t < 2003 else None)              # 3 of 8 = 37.5%: removed
+        cat.track(t, artist=2 if t < 2003 else None)  # 3 of 8 = 37.5%: removed
     cat.playlist(2, "sad", filler(2000, 8))
     counts, _, report = cat.run(spark, config.contexts, LabelSettings(100, 0.25, 1))
     assert (1000, "sad") in counts and (2000, "sad") not in counts
@@ -131,10 +133,10 @@ def test_artist_share_above_max_removes_playlist_equal_keeps_it(spark, config) -
 def test_album_share_and_null_albums(spark, config) -> None:
     cat = Catalogue()
     for t in filler(1000, 8):
-        cat.track(t, album=5 if t < 1003 else -1)                # 3 of 8 on one album: removed
+        cat.track(t, album=5 if t < 1003 else -1)  # 3 of 8 on one album: removed
     cat.playlist(1, "dance", filler(1000, 8))
     for t in filler(2000, 8):
-        cat.track(t, album=None)                                  # null albums count toward none
+        cat.track(t, album=None)  # null albums count toward none
     cat.playlist(2, "dance", filler(2000, 8))
     counts, _, report = cat.run(spark, config.contexts, LabelSettings(100, 0.25, 1))
     assert (1000, "dance") not in counts and (2000, "dance") in counts
@@ -149,14 +151,18 @@ def test_single_artist_playlist_is_removed_by_max_share(spark, config) -> None:
     counts, _, report = cat.run(spark, config.contexts, LabelSettings(100, 0.25, 1))
     assert not counts
     assert report["playlists_removed"] == {
-        "no_known_tracks": 0, "oversized": 0, "artist_dominated": 1, "album_dominated": 0, "any_filter": 1,
+        "no_known_tracks": 0,
+        "oversized": 0,
+        "artist_dominated": 1,
+        "album_dominated": 0,
+        "any_filter": 1,
     }
 
 
 def test_filters_use_max_share_from_config(spark, config) -> None:
     cat = Catalogue()
     for t in filler(1000, 8):
-        cat.track(t, artist=1 if t < 1003 else None)              # 37.5%
+        cat.track(t, artist=1 if t < 1003 else None)  # 37.5%
     cat.playlist(1, "sad", filler(1000, 8))
     counts, _, _ = cat.run(spark, config.contexts, LabelSettings(100, 0.4, 1))
     assert (1000, "sad") in counts
@@ -171,10 +177,10 @@ def test_multi_context_title_counts_for_each_context(spark, config) -> None:
 
 def test_unmatched_null_and_empty_playlists(spark, config) -> None:
     cat = Catalogue()
-    cat.playlist(1, None, filler(1000, 8))                        # null title
-    cat.playlist(2, "Água com açúcar", filler(2000, 8))           # no keyword
-    cat.playlists.append((3, "car"))                               # matched, no tracks
-    cat.playlist(4, "car", [999_001, 999_002], known=False)       # matched, only unknown tracks
+    cat.playlist(1, None, filler(1000, 8))  # null title
+    cat.playlist(2, "Água com açúcar", filler(2000, 8))  # no keyword
+    cat.playlists.append((3, "car"))  # matched, no tracks
+    cat.playlist(4, "car", [999_001, 999_002], known=False)  # matched, only unknown tracks
     counts, labels, report = cat.run(spark, config.contexts, LabelSettings(100, 0.25, 1))
     assert not counts and not labels
     assert report["rows_dropped"]["playlists_null_title"] == 1
@@ -187,7 +193,7 @@ def test_unmatched_playlists_tracks_never_enter_the_aggregation(spark, config) -
     cat = Catalogue()
     cat.playlist(1, "car", filler(1000, 8))
     cat.playlist(2, "jazz", filler(2000, 50))
-    cat.playlist_tracks.append((2, 777_777))                      # unknown track, unmatched list
+    cat.playlist_tracks.append((2, 777_777))  # unknown track, unmatched list
     result = label_catalogue(*cat.frames(spark), config.contexts, DEFAULT)
     touched = {r["playlist_id"] for r in result.track_rows.select("playlist_id").distinct().collect()}
     assert touched == {1}
@@ -199,11 +205,13 @@ def test_full_table_checks_count_over_whole_tables(spark, config) -> None:
     cat = Catalogue()
     cat.playlist(1, "car", filler(1000, 8))
     cat.playlist(2, "jazz", filler(2000, 5) + [2000])
-    cat.playlist_tracks.append((2, 777_777))                      # unknown track
+    cat.playlist_tracks.append((2, 777_777))  # unknown track
     settings = LabelSettings(100, 0.25, 1, full_table_checks=True)
     _, _, report = cat.run(spark, config.contexts, settings)
     assert report["full_table_checks"] == {
-        "playlist_tracks_unknown_track": 1, "playlist_tracks_duplicate": 1, "tracks_duplicate_track_id": 0,
+        "playlist_tracks_unknown_track": 1,
+        "playlist_tracks_duplicate": 1,
+        "tracks_duplicate_track_id": 0,
     }
 
 
@@ -213,7 +221,9 @@ def test_string_ids(spark, config) -> None:
     tracks = [(f"t{i}", f"a{i}", None) for i in range(6)]
     playlists = schema.validate(spark.createDataFrame(rows, "playlist_id string, title string"), schema.PLAYLISTS)
     ptdf = schema.validate(spark.createDataFrame(pt, "playlist_id string, track_id string"), schema.PLAYLIST_TRACKS)
-    tr = schema.validate(spark.createDataFrame(tracks, "track_id string, artist_id string, album_id string"), schema.TRACKS)
+    tr = schema.validate(
+        spark.createDataFrame(tracks, "track_id string, artist_id string, album_id string"), schema.TRACKS
+    )
     result = label_catalogue(playlists, ptdf, tr, config.contexts, DEFAULT)
     labelled = sorted(r["track_id"] for r in result.labels.collect())
     result.release()

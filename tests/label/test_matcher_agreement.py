@@ -70,7 +70,7 @@ def classify(title: str, keyword: str, side: str, ours_vocab: set[str], theirs_v
         for m in re.finditer(r"[a-z0-9_]+", lowered):
             if m.group() != keyword:
                 continue
-            neighbours = lowered[max(m.start() - 1, 0): m.start()] + lowered[m.end(): m.end() + 1]
+            neighbours = lowered[max(m.start() - 1, 0) : m.start()] + lowered[m.end() : m.end() + 1]
             if any(not ch.isascii() and _is_token_char(ch) for ch in neighbours):
                 return SPLIT_AT_NON_ASCII
         return None
@@ -81,7 +81,7 @@ def classify(title: str, keyword: str, side: str, ours_vocab: set[str], theirs_v
             continue
         if not title[start:end].isascii():
             return NON_ASCII_IN_WORD
-        if title[start - 1: start] == "_" or title[end: end + 1] == "_":
+        if title[start - 1 : start] == "_" or title[end : end + 1] == "_":
             return UNDERSCORE
     return None
 
@@ -138,8 +138,10 @@ def test_every_disagreement_is_explained(config, deezer_rows) -> None:
                     counts[f"{key} [context keyword]"] += 1
                 if len(examples[key]) < 8:
                     examples[key].append(f"{title!r} -> {word}")
-    print(f"\nauthors' matches: {total_theirs}; also ours: {agree}; "
-          f"vocabularies: ours {len(ours_vocab)}, theirs {len(theirs_vocab)}, shared {len(ours_vocab & theirs_vocab)}")
+    print(
+        f"\nauthors' matches: {total_theirs}; also ours: {agree}; "
+        f"vocabularies: ours {len(ours_vocab)}, theirs {len(theirs_vocab)}, shared {len(ours_vocab & theirs_vocab)}"
+    )
     for key, n in sorted(counts.items()):
         print(f"{n:6d}  {key}")
         for example in examples.get(key, []):

@@ -9,43 +9,54 @@ from ctx_spark.text import KeywordMatcher, match_titles, normalize_token, tokeni
 
 @pytest.fixture(scope="module")
 def matcher() -> KeywordMatcher:
-    return KeywordMatcher({
-        "car": ["car"], "relax": ["relax"], "work": ["work"], "workout": ["workout"],
-        "night": ["night"], "summer": ["summer"], "cafe": ["café"], "chill": ["chill"],
-        "road_trip": ["road trip"],
-    })
+    return KeywordMatcher(
+        {
+            "car": ["car"],
+            "relax": ["relax"],
+            "work": ["work"],
+            "workout": ["workout"],
+            "night": ["night"],
+            "summer": ["summer"],
+            "cafe": ["café"],
+            "chill": ["chill"],
+            "road_trip": ["road trip"],
+        }
+    )
 
 
-@pytest.mark.parametrize("title, expected", [
-    # The examples.
-    ("Água com açúcar", []),            # "açúcar" is one token: "acucar", not "car"
-    ("Reggaeton relax™", ["relax"]),     # ™ is a symbol: it separates tokens
-    ("#WORKOUT", ["workout"]),           # '#' separates, casefold; not "work"
-    ("Work-Out", ["work"]),              # '-' separates: "work", "out"
-    # Tokens are maximal runs: no substring matches.
-    ("Cars and scars", []),
-    ("carpool karaoke", []),
-    ("workouts", []),
-    # Underscore, digits and emoji.
-    ("night_drive", ["night"]),          # '_' separates
-    ("summer2019", []),                  # digits belong to the token
-    ("summer 2019", ["summer"]),
-    ("🎉party🎉 car🚗", ["car"]),
-    # Accents and compatibility forms are normalised on both sides.
-    ("CAFÉ del mar", ["cafe"]),
-    ("Cafe music", ["cafe"]),
-    ("ｃａｒ ｍｕｓｉｃ", ["car"]),       # full-width letters (NFKD)
-    ("Ｃhill ＮＩＧＨＴ", ["chill", "night"]),
-    ("RELAX\u0301", ["relax"]),           # a combining mark is part of the token, then dropped
-    # Multi-word keywords need consecutive tokens.
-    ("Road-trip songs", ["road_trip"]),
-    ("road summer trip", ["summer"]),
-    # Several contexts in one title; sorted labels; repeated keyword counts once.
-    ("Summer night drive in the car, car, CAR", ["car", "night", "summer"]),
-    # Nothing to match.
-    ("", []),
-    ("   !!! ", []),
-])
+@pytest.mark.parametrize(
+    "title, expected",
+    [
+        # The examples.
+        ("Água com açúcar", []),  # "açúcar" is one token: "acucar", not "car"
+        ("Reggaeton relax™", ["relax"]),  # ™ is a symbol: it separates tokens
+        ("#WORKOUT", ["workout"]),  # '#' separates, casefold; not "work"
+        ("Work-Out", ["work"]),  # '-' separates: "work", "out"
+        # Tokens are maximal runs: no substring matches.
+        ("Cars and scars", []),
+        ("carpool karaoke", []),
+        ("workouts", []),
+        # Underscore, digits and emoji.
+        ("night_drive", ["night"]),  # '_' separates
+        ("summer2019", []),  # digits belong to the token
+        ("summer 2019", ["summer"]),
+        ("🎉party🎉 car🚗", ["car"]),
+        # Accents and compatibility forms are normalised on both sides.
+        ("CAFÉ del mar", ["cafe"]),
+        ("Cafe music", ["cafe"]),
+        ("ｃａｒ ｍｕｓｉｃ", ["car"]),  # full-width letters (NFKD)
+        ("Ｃhill ＮＩＧＨＴ", ["chill", "night"]),
+        ("RELAX\u0301", ["relax"]),  # a combining mark is part of the token, then dropped
+        # Multi-word keywords need consecutive tokens.
+        ("Road-trip songs", ["road_trip"]),
+        ("road summer trip", ["summer"]),
+        # Several contexts in one title; sorted labels; repeated keyword counts once.
+        ("Summer night drive in the car, car, CAR", ["car", "night", "summer"]),
+        # Nothing to match.
+        ("", []),
+        ("   !!! ", []),
+    ],
+)
 def test_match_rule(matcher: KeywordMatcher, title: str, expected: list[str]) -> None:
     assert matcher.match(title) == expected
 
@@ -61,8 +72,8 @@ def test_tokenize_splits_on_every_non_token_character() -> None:
 
 def test_normalize_token_is_nfkd_without_marks_casefolded() -> None:
     assert normalize_token("Ação") == "acao"
-    assert normalize_token("ß") == "ss"          # casefold, not lower
-    assert normalize_token("Ⅻ") == "xii"         # NFKD compatibility decomposition
+    assert normalize_token("ß") == "ss"  # casefold, not lower
+    assert normalize_token("Ⅻ") == "xii"  # NFKD compatibility decomposition
     assert normalize_token("ABC") == "abc"
 
 

@@ -56,12 +56,17 @@ def test_config_refuses_an_unknown_key_with_a_suggestion(capsys) -> None:
 def _ranking(root, context: str, rows: list[tuple[int, int, float]]) -> None:
     part = root / "context_rankings" / f"context={context}"
     part.mkdir(parents=True)
-    pq.write_table(pa.table({
-        "rank": pa.array([r[0] for r in rows], pa.int64()),
-        "track_id": pa.array([r[1] for r in rows], pa.int64()),
-        "split": pa.array(["all"] * len(rows)),
-        "probability": pa.array([r[2] for r in rows], pa.float32()),
-    }), str(part / "part-0.parquet"))
+    pq.write_table(
+        pa.table(
+            {
+                "rank": pa.array([r[0] for r in rows], pa.int64()),
+                "track_id": pa.array([r[1] for r in rows], pa.int64()),
+                "split": pa.array(["all"] * len(rows)),
+                "probability": pa.array([r[2] for r in rows], pa.float32()),
+            }
+        ),
+        str(part / "part-0.parquet"),
+    )
 
 
 def test_top_prints_the_best_tracks_of_a_context_in_rank_order(tmp_path, capsys) -> None:

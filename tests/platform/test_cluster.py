@@ -18,12 +18,12 @@ import pytest
 
 from ctx_spark import io
 from ctx_spark.audio import errors
-from ctx_spark.shards import contract
 from ctx_spark.config import load_config
+from ctx_spark.shards import contract
 from ctx_spark.sources.synthetic import CatalogueParams, generate_catalogue, table_paths
 from ctx_spark.testing.audio import HUNGARIAN, SPLEETER, TRUMPET, VIBE_ACE
-from tests.conftest import ROOT, TEST_SPARK_OVERRIDES
 from ctx_spark.testing.standalone import EXECUTOR_CLASS, StandaloneCluster, app_json, free_port
+from tests.conftest import ROOT, TEST_SPARK_OVERRIDES
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +80,7 @@ def no_leftovers(out: Path) -> None:
 
 # --- labelling --------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory) -> dict[str, str]:
     """A small seeded synthetic catalogue (jobs/generate_catalogue.py's generator)."""
@@ -93,8 +94,14 @@ def catalogue(tmp_path_factory) -> dict[str, str]:
 def test_label_job_on_the_cluster_equals_local_mode(cluster, spark, catalogue, tmp_path):
     from jobs.label_tracks import main
 
-    args = ["--playlists", catalogue["playlists"], "--playlist-tracks", catalogue["playlist_tracks"],
-            "--tracks", catalogue["tracks"]]
+    args = [
+        "--playlists",
+        catalogue["playlists"],
+        "--playlist-tracks",
+        catalogue["playlist_tracks"],
+        "--tracks",
+        catalogue["tracks"],
+    ]
     local, remote = tmp_path / "local", tmp_path / "cluster"
     # The cluster run goes on in the background while the local run computes the reference.
     driver = cluster.submit("label", LABEL_JOB, [*args, "--out", str(remote)], CLUSTER_CONF, cwd=tmp_path)
@@ -123,6 +130,7 @@ def test_label_job_on_the_cluster_equals_local_mode(cluster, spark, catalogue, t
 
 
 # --- mel extraction ---------------------------------------------------------------------
+
 
 def link(source: Path, target: Path) -> Path:
     """A hard link (a copy across filesystems) of a fixture clip under a track-id name."""
@@ -161,7 +169,9 @@ def assert_same_extraction(remote: Path, local: Path) -> None:
     assert sorted(remote_rows) == sorted(local_rows) == list(range(1, N_GOOD + 1))
     for track, row in local_rows.items():
         assert remote_rows[track] == row, f"track {track} differs"  # mel bytes included
-    assert sorted_rows(remote / contract.ERRORS_DIR, ("track_id",)) == sorted_rows(local / contract.ERRORS_DIR, ("track_id",))
+    assert sorted_rows(remote / contract.ERRORS_DIR, ("track_id",)) == sorted_rows(
+        local / contract.ERRORS_DIR, ("track_id",)
+    )
     reasons = {r["track_id"]: r["reason"] for r in pq.read_table(str(remote / contract.ERRORS_DIR)).to_pylist()}
     assert reasons == {1001: errors.TOO_SHORT, 1002: errors.TOO_SHORT, 1003: errors.NOT_AUDIO}
     report, local_report = (json.loads((d / contract.REPORT_FILE).read_text()) for d in (remote, local))
@@ -191,6 +201,7 @@ def local_mels(spark, audio, tmp_path_factory) -> Path:
 def wait_for_audio_stage(cluster: StandaloneCluster, driver, ui_port: int, timeout: float = 300.0) -> dict:
     """Poll the driver's REST API until the audio stage (FAULT_TASKS tasks) has finished
     some tasks and still has some to run; returns that stage's record."""
+
     def running_audio_stage():
         apps = app_json(ui_port)
         if not apps or apps[0]["name"] != "ctx-spark extract":
@@ -200,8 +211,7 @@ def wait_for_audio_stage(cluster: StandaloneCluster, driver, ui_port: int, timeo
                 return stage
         return None
 
-    return cluster.wait_for(running_audio_stage, timeout, "the audio stage to be running", watch=driver,
-                            interval=0.1)
+    return cluster.wait_for(running_audio_stage, timeout, "the audio stage to be running", watch=driver, interval=0.1)
 
 
 def test_extraction_on_the_cluster_equals_local_mode_even_when_the_worker_is_killed(cluster, audio, tmp_path, request):
@@ -213,8 +223,9 @@ def test_extraction_on_the_cluster_equals_local_mode_even_when_the_worker_is_kil
     remote = tmp_path / "cluster"
     ui_port = free_port()
     conf = {**CLUSTER_CONF, "spark.ui.enabled": "true", "spark.ui.port": str(ui_port)}
-    driver = cluster.submit("extract", EXTRACT_JOB, ["--audio-dir", str(audio), "--out", str(remote), *sets],
-                            conf, cwd=tmp_path)
+    driver = cluster.submit(
+        "extract", EXTRACT_JOB, ["--audio-dir", str(audio), "--out", str(remote), *sets], conf, cwd=tmp_path
+    )
 
     def inject_fault() -> list[tuple[int, str]]:
         wait_for_audio_stage(cluster, driver, ui_port)

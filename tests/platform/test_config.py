@@ -11,8 +11,23 @@ from ctx_spark.config import from_mapping, load_config, parse_override
 from ctx_spark.errors import ConfigError
 from ctx_spark.label.settings import LabelSettings
 
-CONTEXTS = ("car", "chill", "club", "dance", "gym", "happy", "night", "party", "relax",
-            "running", "sad", "sleep", "summer", "work", "workout")
+CONTEXTS = (
+    "car",
+    "chill",
+    "club",
+    "dance",
+    "gym",
+    "happy",
+    "night",
+    "party",
+    "relax",
+    "running",
+    "sad",
+    "sleep",
+    "summer",
+    "work",
+    "workout",
+)
 
 
 def test_defaults_hold_the_papers_contexts_and_thresholds(config) -> None:
@@ -53,22 +68,28 @@ def test_conf_file_overlays_defaults(tmp_path) -> None:
     assert (settings.min_playlists, settings.max_tracks) == (4, 50)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("label.min_playlist=5", "did you mean min_playlists"),
-    ("lable.min_playlists=5", "unknown config key 'lable'"),
-    ("label", "must look like section.key=value"),
-    ("label.min_playlists=[1", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("label.min_playlist=5", "did you mean min_playlists"),
+        ("lable.min_playlists=5", "unknown config key 'lable'"),
+        ("label", "must look like section.key=value"),
+        ("label.min_playlists=[1", "not valid YAML"),
+    ],
+)
 def test_bad_overrides_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=[override])
 
 
-@pytest.mark.parametrize("override, message", [
-    ("label.min_playlists=three", "label.min_playlists: expected an integer"),
-    ("label.max_share=1.5", r"max_share must be in \(0, 1\]"),
-    ("label.max_tracks=0", "max_tracks must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("label.min_playlists=three", "label.min_playlists: expected an integer"),
+        ("label.max_share=1.5", r"max_share must be in \(0, 1\]"),
+        ("label.max_tracks=0", "max_tracks must be >= 1"),
+    ],
+)
 def test_bad_values_fail_when_the_section_is_read(override: str, message: str) -> None:
     cfg = load_config(overrides=[override])
     with pytest.raises(ConfigError, match=message):

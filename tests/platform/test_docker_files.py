@@ -26,8 +26,10 @@ COMPOSE = DOCKER / "docker-compose.yml"
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", "\n".join(l for l in DOCKERFILE.read_text().splitlines() if not l.lstrip().startswith("#")))
-    return [(l.split(None, 1)[0].upper(), l.split(None, 1)[1]) for l in text.splitlines() if l.strip()]
+    text = re.sub(
+        r"\\\n", " ", "\n".join(row for row in DOCKERFILE.read_text().splitlines() if not row.lstrip().startswith("#"))
+    )
+    return [(row.split(None, 1)[0].upper(), row.split(None, 1)[1]) for row in text.splitlines() if row.strip()]
 
 
 def setup_cfg() -> configparser.ConfigParser:
@@ -58,7 +60,8 @@ def test_image_matches_setup_cfg():
     run = " ".join(args for kind, args in instructions if kind == "RUN")
     assert "openjdk-17-jre-headless" in run and "pip install ." in run
     # The pins live in setup.cfg only: the Dockerfile names no pinned package version.
-    pinned = [l.split("==")[0].strip() for l in setup_cfg()["options"]["install_requires"].splitlines() if "==" in l]
+    requires = setup_cfg()["options"]["install_requires"].splitlines()
+    pinned = [row.split("==")[0].strip() for row in requires if "==" in row]
     assert "pyspark" in pinned
     assert not [p for p in pinned if re.search(rf"{re.escape(p)}\s*==", DOCKERFILE.read_text(), re.I)]
     env = " ".join(args for kind, args in instructions if kind == "ENV")
@@ -108,8 +111,18 @@ def test_entrypoint_is_valid_bash_and_starts_each_role(fake_spark):
     assert worker[:3] == ["spark-class", "org.apache.spark.deploy.worker.Worker", "spark://master:7077"]
     job = str(ROOT / "jobs" / "label_tracks.py")
     submit = entrypoint(fake_spark, "submit", "--conf", "spark.executor.memory=2g", "--", job, "--out", "/data/x")
-    assert submit.stdout.split() == ["spark-submit", "--master", "spark://master:7077", "--deploy-mode", "client",
-                                     "--conf", "spark.executor.memory=2g", job, "--out", "/data/x"]
+    assert submit.stdout.split() == [
+        "spark-submit",
+        "--master",
+        "spark://master:7077",
+        "--deploy-mode",
+        "client",
+        "--conf",
+        "spark.executor.memory=2g",
+        job,
+        "--out",
+        "/data/x",
+    ]
     missing = entrypoint(fake_spark, "submit", "no_such_job")
     assert missing.returncode == 2 and "no job file 'no_such_job'" in missing.stderr
     unknown = entrypoint(fake_spark, "conductor")

@@ -8,10 +8,26 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "bench" / "RESULTS.md",
-             ROOT / "docker" / "README.md"]
-SOURCE_GLOBS = ("ctx_spark/**/*.py", "training/**/*.py", "jobs/*.py", "bench/*.py", "scripts/*", "tests/**/*.py",
-                "conf/**/*.yaml", "docker/*", "examples/*.py", "setup.cfg", "*.md", "docs/*.md")
+DOC_FILES = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "bench" / "RESULTS.md",
+    ROOT / "docker" / "README.md",
+]
+SOURCE_GLOBS = (
+    "ctx_spark/**/*.py",
+    "training/**/*.py",
+    "jobs/*.py",
+    "bench/*.py",
+    "scripts/*",
+    "tests/**/*.py",
+    "conf/**/*.yaml",
+    "docker/*",
+    "examples/*.py",
+    "setup.cfg",
+    "*.md",
+    "docs/*.md",
+)
 #: ``README, "Title"``, ``docs/x.md, "Title"``, ``README's "Title"`` (across comment lines too).
 CITATION = re.compile(r"(README(?:\.md)?|docs/[\w-]+\.md)(?:'s)?,?\s+\"([^\"]+)\"")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
@@ -61,7 +77,7 @@ def test_every_cited_section_exists() -> None:
         for document, title in CITATION.findall(text):
             target = "README" if document.startswith("README") else document
             if target not in titles or title not in titles[target]:
-                missing.append(f"{path.relative_to(ROOT)}: {document}, \"{title}\"")
+                missing.append(f'{path.relative_to(ROOT)}: {document}, "{title}"')
     assert missing == []
 
 

@@ -14,9 +14,20 @@ from tests.conftest import ROOT
 
 PACKAGES = ("ctx_spark", "training")
 #: Rooms of ctx_spark that must run without TensorFlow.
-SPARK_ROOMS = ("ctx_spark.label", "ctx_spark.dataset", "ctx_spark.extract", "ctx_spark.refresh", "ctx_spark.sources",
-               "ctx_spark.shards", "ctx_spark.audio", "ctx_spark.cli", "ctx_spark.registry", "ctx_spark.commands",
-               "ctx_spark.results", "ctx_spark.explorer")
+SPARK_ROOMS = (
+    "ctx_spark.label",
+    "ctx_spark.dataset",
+    "ctx_spark.extract",
+    "ctx_spark.refresh",
+    "ctx_spark.sources",
+    "ctx_spark.shards",
+    "ctx_spark.audio",
+    "ctx_spark.cli",
+    "ctx_spark.registry",
+    "ctx_spark.commands",
+    "ctx_spark.results",
+    "ctx_spark.explorer",
+)
 
 
 def _modules(package: str) -> list[Path]:
@@ -65,8 +76,12 @@ def _imports(path: Path) -> list[tuple[int, str, list[str], bool]]:
 
 
 def test_ctx_spark_never_imports_training_at_import_time() -> None:
-    offenders = [f"{p.relative_to(ROOT)}:{line} {module}" for p in _modules("ctx_spark")
-                 for line, module, _names, top in _imports(p) if top and module.split(".")[0] == "training"]
+    offenders = [
+        f"{p.relative_to(ROOT)}:{line} {module}"
+        for p in _modules("ctx_spark")
+        for line, module, _names, top in _imports(p)
+        if top and module.split(".")[0] == "training"
+    ]
     assert offenders == []
 
 
@@ -79,8 +94,9 @@ def test_no_private_name_is_imported_across_packages() -> None:
             for line, module, names, _top in _imports(path):
                 if module.split(".")[0] not in PACKAGES:
                     continue
-                source_package = module if (ROOT.joinpath(*module.split(".")) / "__init__.py").exists() \
-                    else module.rsplit(".", 1)[0]
+                source_package = (
+                    module if (ROOT.joinpath(*module.split(".")) / "__init__.py").exists() else module.rsplit(".", 1)[0]
+                )
                 private = [n for n in names if n.startswith("_") and not n.startswith("__")]
                 if private and source_package != here and not here.startswith(source_package + "."):
                     offenders.append(f"{path.relative_to(ROOT)}:{line} {module} {private}")
@@ -89,22 +105,41 @@ def test_no_private_name_is_imported_across_packages() -> None:
 
 @pytest.mark.parametrize("package", PACKAGES + ("jobs", "tests", "bench", "scripts"))
 def test_no_module_is_over_400_lines(package: str) -> None:
-    long = {str(p.relative_to(ROOT)): n for p in sorted((ROOT / package).rglob("*.py"))
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / package).rglob("*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert long == {}
 
 
 def test_floors_do_not_import_the_rooms_above_them() -> None:
     """The shared floors (audio, shards, fs, io, schema, config, text...) import no stage room."""
-    floors = ("ctx_spark/audio", "ctx_spark/shards", "ctx_spark/fs.py", "ctx_spark/io.py", "ctx_spark/schema.py",
-              "ctx_spark/config.py", "ctx_spark/text.py", "ctx_spark/logs.py", "ctx_spark/errors.py",
-              "ctx_spark/spark.py", "ctx_spark/platform.py")
-    rooms = ("ctx_spark.label", "ctx_spark.dataset", "ctx_spark.extract", "ctx_spark.refresh", "ctx_spark.sources",
-             "training")
+    floors = (
+        "ctx_spark/audio",
+        "ctx_spark/shards",
+        "ctx_spark/fs.py",
+        "ctx_spark/io.py",
+        "ctx_spark/schema.py",
+        "ctx_spark/config.py",
+        "ctx_spark/text.py",
+        "ctx_spark/logs.py",
+        "ctx_spark/errors.py",
+        "ctx_spark/spark.py",
+        "ctx_spark/platform.py",
+    )
+    rooms = (
+        "ctx_spark.label",
+        "ctx_spark.dataset",
+        "ctx_spark.extract",
+        "ctx_spark.refresh",
+        "ctx_spark.sources",
+        "training",
+    )
     offenders = []
     for floor in floors:
         target = ROOT / floor
-        for path in ([target] if target.is_file() else sorted(target.rglob("*.py"))):
+        for path in [target] if target.is_file() else sorted(target.rglob("*.py")):
             for line, module, _names, _top in _imports(path):
                 if any(module == r or module.startswith(r + ".") for r in rooms):
                     offenders.append(f"{path.relative_to(ROOT)}:{line} {module}")

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow
 
 def _clean_copy(target: Path) -> Path:
     """The checkout's tracked files, so a stale build/ or untracked file cannot leak in."""
-    listed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard"],
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard"], capture_output=True, text=True
+    )
     if listed.returncode != 0:
         return ROOT
     for name in listed.stdout.splitlines():
@@ -39,7 +40,9 @@ def wheel(tmp_path_factory) -> Path:
     source = _clean_copy(tmp_path_factory.mktemp("source"))
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), str(source)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     (path,) = out.glob("ctx_spark-*.whl")
@@ -62,30 +65,68 @@ def test_the_installed_command_labels_a_catalogue_from_outside_the_repository(wh
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    purelib = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                  capture_output=True, text=True, check=True).stdout.strip())
+    purelib = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     deps = [p for p in site.getsitepackages() + [sysconfig.get_paths()["purelib"]] if os.path.isdir(p)]
     (purelib / "test-deps.pth").write_text("\n".join(dict.fromkeys(deps)) + "\n")
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                              "--no-index", str(wheel)], capture_output=True, text=True, timeout=300)
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CTX_SPARK_CONF_DIR")}
     env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python))
     command = str(venv / "bin" / "ctx-spark")
-    where = subprocess.run([str(python), "-c", "import ctx_spark, sys; print(ctx_spark.__file__)"],
-                           cwd=work, env=env, capture_output=True, text=True)
+    where = subprocess.run(
+        [str(python), "-c", "import ctx_spark, sys; print(ctx_spark.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert where.returncode == 0, where.stderr[-3000:]
     assert where.stdout.startswith(str(purelib)), where.stdout
-    generate = subprocess.run([command, "generate-catalogue", "--out", "cat", "--rows", "5000", "--seed", "3"],
-                              cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    generate = subprocess.run(
+        [command, "generate-catalogue", "--out", "cat", "--rows", "5000", "--seed", "3"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert generate.returncode == 0, generate.stderr[-3000:]
     label = subprocess.run(
-        [command, "label", "--playlists", "cat/playlists", "--playlist-tracks", "cat/playlist_tracks",
-         "--tracks", "cat/tracks", "--out", "labels", "--set", "spark.master=local[1]",
-         "--set", "spark.conf.spark.ui.enabled=false"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600,
+        [
+            command,
+            "label",
+            "--playlists",
+            "cat/playlists",
+            "--playlist-tracks",
+            "cat/playlist_tracks",
+            "--tracks",
+            "cat/tracks",
+            "--out",
+            "labels",
+            "--set",
+            "spark.master=local[1]",
+            "--set",
+            "spark.conf.spark.ui.enabled=false",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert label.returncode == 0, label.stderr[-3000:]
     assert "labels written to" in label.stdout

@@ -19,20 +19,53 @@ import pytest
 
 from ctx_spark.cli import run_main
 from ctx_spark.refresh import current_snapshot
-from ctx_spark.refresh.lock import RunLock
 from ctx_spark.refresh.chain import InjectedFailure
+from ctx_spark.refresh.lock import RunLock
 from ctx_spark.refresh.store import HadoopStore
 from jobs.refresh_catalogue import main
 from tests.conftest import ROOT
 from tests.refresh_helpers import SETTINGS, read_outputs, write_week1, write_week1_with_audio_column, write_week2
 
-NAMES = ("car", "chill", "club", "dance", "gym", "happy", "night", "party", "relax", "running", "sad", "sleep",
-         "summer", "work", "workout")
-WEEK1_LABELS = {1: ["party", "summer"], 2: ["party", "summer"], 3: ["chill", "night", "party", "summer"],
-                4: ["chill", "night"], 5: ["chill", "night", "sad"], 6: ["sad"], 7: ["workout"], 8: ["workout"]}
-WEEK2_LABELS = {1: ["party", "summer"], 2: ["party", "summer"], 3: ["chill", "night", "party", "summer"],
-                4: ["chill", "happy", "night", "summer"], 5: ["chill", "night"], 7: ["gym", "workout"],
-                8: ["workout"], 9: ["party", "summer"], 10: ["chill", "night"], 11: ["workout"], 12: ["gym"]}
+NAMES = (
+    "car",
+    "chill",
+    "club",
+    "dance",
+    "gym",
+    "happy",
+    "night",
+    "party",
+    "relax",
+    "running",
+    "sad",
+    "sleep",
+    "summer",
+    "work",
+    "workout",
+)
+WEEK1_LABELS = {
+    1: ["party", "summer"],
+    2: ["party", "summer"],
+    3: ["chill", "night", "party", "summer"],
+    4: ["chill", "night"],
+    5: ["chill", "night", "sad"],
+    6: ["sad"],
+    7: ["workout"],
+    8: ["workout"],
+}
+WEEK2_LABELS = {
+    1: ["party", "summer"],
+    2: ["party", "summer"],
+    3: ["chill", "night", "party", "summer"],
+    4: ["chill", "happy", "night", "summer"],
+    5: ["chill", "night"],
+    7: ["gym", "workout"],
+    8: ["workout"],
+    9: ["party", "summer"],
+    10: ["chill", "night"],
+    11: ["workout"],
+    12: ["gym"],
+}
 
 
 def argv(root: Path, catalogue: Path, *extra: str, run_id: Optional[str] = None) -> list[str]:
@@ -86,9 +119,11 @@ def weekly(spark, catalogues, tmp_path_factory):
     (record["failed"],) = [r for r in runs(root) if r != first]
     failed_dir = root / "snapshots" / record["failed"]
     record["after_failure"] = {
-        "current": current_id(root), "manifest": manifest(root, record["failed"]),
+        "current": current_id(root),
+        "manifest": manifest(root, record["failed"]),
         "state": json.loads((failed_dir / "state.json").read_text()),
-        "listing": sorted(p.name for p in failed_dir.iterdir()), "lock": (root / "refresh.lock").exists(),
+        "listing": sorted(p.name for p in failed_dir.iterdir()),
+        "lock": (root / "refresh.lock").exists(),
     }
     assert refresh(root, week2) == 0
     record["second"] = second = current_id(root)
@@ -167,7 +202,10 @@ def test_a_bad_catalogue_or_model_fails_before_any_work(spark, catalogues, tmp_p
     assert refresh(tmp_path, catalogues[1], f"refresh.model={tmp_path / 'no-model'}") == 2
     assert f"refresh.model: {tmp_path / 'no-model'} holds no exported model" in capsys.readouterr().err
     assert refresh(tmp_path, tmp_path / "nowhere") == 2
-    assert f"table 'playlists' is missing (expected Parquet at {tmp_path / 'nowhere' / 'playlists'})" in capsys.readouterr().err
+    assert (
+        f"table 'playlists' is missing (expected Parquet at {tmp_path / 'nowhere' / 'playlists'})"
+        in capsys.readouterr().err
+    )
     assert refresh(tmp_path, catalogues[1], "refresh.audio_source=column") == 2
     assert "refresh.audio_source is 'column' but it has no 'audio' column" in capsys.readouterr().err
     assert runs(tmp_path) == [] and not (tmp_path / "refresh.lock").exists()
@@ -177,8 +215,18 @@ def test_a_live_lock_refuses_a_second_run(spark, catalogues, tmp_path, capsys):
     holder = subprocess.Popen(["sleep", "60"])  # a real other process owns the lock
     try:
         lock = tmp_path / "refresh.lock"
-        lock.write_text(json.dumps({"host": socket.gethostname(), "pid": holder.pid, "started": "2025-01-01T00:00:00Z",
-                                    "run_id": "20250101T000000Z-theirs", "token": "t", "heartbeat": time.time()}))
+        lock.write_text(
+            json.dumps(
+                {
+                    "host": socket.gethostname(),
+                    "pid": holder.pid,
+                    "started": "2025-01-01T00:00:00Z",
+                    "run_id": "20250101T000000Z-theirs",
+                    "token": "t",
+                    "heartbeat": time.time(),
+                }
+            )
+        )
         assert refresh(tmp_path, catalogues[0]) == 2
         err = capsys.readouterr().err
         assert f"another refresh run holds the lock {lock}" in err and f"pid {holder.pid}" in err
@@ -285,12 +333,16 @@ def test_a_configured_model_scores_the_snapshot(weekly, catalogues, tmp_path):
     from training.settings import ModelSettings
 
     cfg = load_config()
-    model_settings = from_mapping(ModelSettings, {**cfg.data["train"]["model"], "conv_filters": [4], "dense_units": 8},
-                                  "train.model")
+    model_settings = from_mapping(
+        ModelSettings, {**cfg.data["train"]["model"], "conv_filters": [4], "dense_units": 8}, "train.model"
+    )
     params = cfg.section("audio", MelParams)
     n_mels, n_frames = params.shape
-    write_export(str(tmp_path / "model"), build_model(model_settings, (n_frames, n_mels), len(NAMES), seed=1),
-                 export_meta(params, NAMES))
+    write_export(
+        str(tmp_path / "model"),
+        build_model(model_settings, (n_frames, n_mels), len(NAMES), seed=1),
+        export_meta(params, NAMES),
+    )
     root = weekly["root"]
     assert refresh(root, catalogues[1], f"refresh.model={tmp_path / 'model'}", "refresh.keep_snapshots=4") == 0
     run_id = current_id(root)

@@ -18,10 +18,19 @@ from ctx_spark.refresh.lock import RunLock, pid_alive, stale_reason
 from ctx_spark.refresh.store import LocalStore
 
 
-def owner_record(pid: int, host: str = socket.gethostname(), run_id: str = "20250101T000000Z-other",
-                 heartbeat: float = None) -> str:
-    return json.dumps({"host": host, "pid": pid, "started": "2025-01-01T00:00:00.000000Z", "run_id": run_id,
-                       "token": "their-token", "heartbeat": time.time() if heartbeat is None else heartbeat})
+def owner_record(
+    pid: int, host: str = socket.gethostname(), run_id: str = "20250101T000000Z-other", heartbeat: float = None
+) -> str:
+    return json.dumps(
+        {
+            "host": host,
+            "pid": pid,
+            "started": "2025-01-01T00:00:00.000000Z",
+            "run_id": run_id,
+            "token": "their-token",
+            "heartbeat": time.time() if heartbeat is None else heartbeat,
+        }
+    )
 
 
 def lock_at(tmp_path, stale: float = 3600.0, beat: float = 60.0) -> RunLock:
@@ -52,8 +61,13 @@ def test_a_live_owner_refuses_with_its_details(tmp_path, live_process):
     with pytest.raises(ConcurrentRunError) as info:
         lock_at(tmp_path).acquire()
     message = str(info.value)
-    for part in (str(path), f"pid {live_process.pid}", f"host {socket.gethostname()}",
-                 "run-id 20250101T000000Z-other", "started 2025-01-01T00:00:00"):
+    for part in (
+        str(path),
+        f"pid {live_process.pid}",
+        f"host {socket.gethostname()}",
+        "run-id 20250101T000000Z-other",
+        "started 2025-01-01T00:00:00",
+    ):
         assert part in message
     assert json.loads(path.read_text())["token"] == "their-token"  # untouched
 
@@ -121,8 +135,13 @@ def test_heartbeat_and_lost_lock(tmp_path):
 
 
 def write_state(root, run_id: str, status: str, started: str, published_at: str = None, previous: str = None):
-    state = {"run_id": run_id, "status": status, "started": started, "previous": previous,
-             "fingerprint": {"digest": "x"}}
+    state = {
+        "run_id": run_id,
+        "status": status,
+        "started": started,
+        "previous": previous,
+        "fingerprint": {"digest": "x"},
+    }
     if published_at:
         state["published_at"] = published_at
     (root / "snapshots" / run_id / "labels").mkdir(parents=True)

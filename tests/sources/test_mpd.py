@@ -12,8 +12,8 @@ import pytest
 from ctx_spark import io, schema
 from ctx_spark.config import load_config
 from ctx_spark.errors import InputError
-from ctx_spark.sources.mpd import ARTIST_NAME_PREFIX, diagnose_slice, list_slices, run_import_stage
 from ctx_spark.label.run import LabelInputs, run_label_stage
+from ctx_spark.sources.mpd import ARTIST_NAME_PREFIX, diagnose_slice, list_slices, run_import_stage
 from tests.conftest import FIXTURES, SHARED_DATA, TEST_SPARK_OVERRIDES, shared_data
 
 TRACK = "spotify:track:fixtureTrack00000000000{}".format
@@ -25,23 +25,28 @@ def name_id(name: str) -> str:
     return ARTIST_NAME_PREFIX + hashlib.sha256(name.encode("utf-8")).hexdigest()[:32]
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", "empty file"),
-    (b"  \n", "empty file"),
-    (b'{"playlists": [', "invalid JSON: Expecting value: line 1 column 16"),
-    (b"\xff\xfe{}", "not UTF-8 text"),
-    (b"[1, 2]", "the top-level JSON value is an array, expected an object"),
-    (b'{"info": {}}', "no 'playlists' key"),
-    (b'{"playlists": {"pid": 1}}', "'playlists' is an object, expected an array"),
-    (b'{"playlists": [7]}', "playlists[0] is an integer, expected an object"),
-    (b'{"playlists": [{"pid": 1}, {"pid": "x"}]}', 'playlists[1].pid is a string ("x"), expected an integer'),
-    (b'{"playlists": [{"pid": 1.5}]}', "playlists[0].pid is a number (1.5), expected an integer"),
-    (b'{"playlists": [{"pid": true}]}', "playlists[0].pid is a boolean (true), expected an integer"),
-    (b'{"playlists": [{"pid": 1, "name": ["a"]}]}', "playlists[0].name is an array, expected a string"),
-    (b'{"playlists": [{"pid": 1, "tracks": "none"}]}', "playlists[0].tracks is a string, expected an array"),
-    (b'{"playlists": [{"pid": 1, "tracks": [{"track_uri": {"id": 1}}]}]}',
-     "playlists[0].tracks[0].track_uri is an object, expected a string"),
-])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "empty file"),
+        (b"  \n", "empty file"),
+        (b'{"playlists": [', "invalid JSON: Expecting value: line 1 column 16"),
+        (b"\xff\xfe{}", "not UTF-8 text"),
+        (b"[1, 2]", "the top-level JSON value is an array, expected an object"),
+        (b'{"info": {}}', "no 'playlists' key"),
+        (b'{"playlists": {"pid": 1}}', "'playlists' is an object, expected an array"),
+        (b'{"playlists": [7]}', "playlists[0] is an integer, expected an object"),
+        (b'{"playlists": [{"pid": 1}, {"pid": "x"}]}', 'playlists[1].pid is a string ("x"), expected an integer'),
+        (b'{"playlists": [{"pid": 1.5}]}', "playlists[0].pid is a number (1.5), expected an integer"),
+        (b'{"playlists": [{"pid": true}]}', "playlists[0].pid is a boolean (true), expected an integer"),
+        (b'{"playlists": [{"pid": 1, "name": ["a"]}]}', "playlists[0].name is an array, expected a string"),
+        (b'{"playlists": [{"pid": 1, "tracks": "none"}]}', "playlists[0].tracks is a string, expected an array"),
+        (
+            b'{"playlists": [{"pid": 1, "tracks": [{"track_uri": {"id": 1}}]}]}',
+            "playlists[0].tracks[0].track_uri is an object, expected a string",
+        ),
+    ],
+)
 def test_diagnose_slice_names_the_first_problem(content: bytes, reason: str) -> None:
     assert diagnose_slice(content).startswith(reason)
 
@@ -73,21 +78,30 @@ def test_import_fixture_slices(spark, tmp_path) -> None:
     assert dict(playlists.dtypes) == {"playlist_id": "bigint", "title": "string"}
     assert dict(tracks.dtypes) == {"track_id": "string", "artist_id": "string", "album_id": "string"}
     assert sorted(playlists.collect(), key=lambda r: r[0]) == [
-        (0, "Road Trip car songs"), (1, "Água com açúcar"), (2, "#WORKOUT"), (3, None),
-        (1000, "chill vibes ✨"), (1001, "Work-Out mix"),
+        (0, "Road Trip car songs"),
+        (1, "Água com açúcar"),
+        (2, "#WORKOUT"),
+        (3, None),
+        (1000, "chill vibes ✨"),
+        (1001, "Work-Out mix"),
     ]
     rows = spark.read.parquet(str(out / "playlist_tracks")).collect()
     assert [tuple(r) for r in rows] == [  # written in (playlist, position) order
-        (0, TRACK(1), 0), (0, TRACK(2), 1), (0, TRACK(1), 2),  # a repeated track stays repeated
-        (1, TRACK(3), 0), (3, TRACK(2), 0),
-        (1000, TRACK(2), 0), (1000, TRACK(4), 1), (1000, TRACK(5), 2),
+        (0, TRACK(1), 0),
+        (0, TRACK(2), 1),
+        (0, TRACK(1), 2),  # a repeated track stays repeated
+        (1, TRACK(3), 0),
+        (3, TRACK(2), 0),
+        (1000, TRACK(2), 0),
+        (1000, TRACK(4), 1),
+        (1000, TRACK(5), 2),
         (1001, TRACK(4), 0),  # the entry without a track_uri (position 1) is dropped
     ]
     assert playlist_tracks.count() == len(rows)
     assert sorted(tuple(r) for r in tracks.collect()) == [
         (TRACK(1), ARTIST(1), ALBUM(1)),
         (TRACK(2), ARTIST(2), ALBUM(2)),  # the full schema's artist_uri wins over the partial file's name
-        (TRACK(3), ARTIST(2), None),       # no album_uri
+        (TRACK(3), ARTIST(2), None),  # no album_uri
         (TRACK(4), name_id("Lo-Fi Nobody"), None),
         (TRACK(5), name_id("lo-fi nobody"), None),  # another name, another artist
     ]

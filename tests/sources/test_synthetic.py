@@ -14,12 +14,12 @@ import pytest
 from ctx_spark import io, schema
 from ctx_spark.config import load_config
 from ctx_spark.errors import ConfigError
+from ctx_spark.label.run import LabelInputs, run_label_stage
+from ctx_spark.sources.cli import parse_params
 from ctx_spark.sources.synthetic import CatalogueParams, generate_catalogue, table_paths
 from ctx_spark.sources.title_text import GENERIC_TITLES, KEYWORD_TEMPLATES, NEAR_MISSES, PAIR_TEMPLATES, TitleBank
-from ctx_spark.label.run import LabelInputs, run_label_stage
 from ctx_spark.text import KeywordMatcher
 from jobs.generate_catalogue import main as generate_main
-from ctx_spark.sources.cli import parse_params
 from tests.conftest import TEST_SPARK_OVERRIDES
 
 
@@ -56,8 +56,12 @@ def test_same_seed_same_bytes_other_seed_other_tables(config, tmp_path) -> None:
     _generate(config, tmp_path / "b", rows=20_000, seed=3, playlists_per_chunk=100)
     _generate(config, tmp_path / "c", rows=20_000, seed=4, playlists_per_chunk=100)
     a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
-    assert sorted(a) == ["catalogue.json", "playlist_tracks/part-00000.parquet",
-                         "playlists/part-00000.parquet", "tracks/part-00000.parquet"]
+    assert sorted(a) == [
+        "catalogue.json",
+        "playlist_tracks/part-00000.parquet",
+        "playlists/part-00000.parquet",
+        "tracks/part-00000.parquet",
+    ]
     assert a == b
     assert a["playlist_tracks/part-00000.parquet"] != c["playlist_tracks/part-00000.parquet"]
 
@@ -74,8 +78,11 @@ def test_rerun_replaces_the_catalogue_atomically(config, tmp_path) -> None:
 def test_tables_meet_the_input_contract(spark, catalogue_root, catalogue) -> None:
     manifest = catalogue[0]
     paths = table_paths(catalogue_root)
-    for table, contract in (("playlists", schema.PLAYLISTS), ("playlist_tracks", schema.PLAYLIST_TRACKS),
-                            ("tracks", schema.TRACKS)):
+    for table, contract in (
+        ("playlists", schema.PLAYLISTS),
+        ("playlist_tracks", schema.PLAYLIST_TRACKS),
+        ("tracks", schema.TRACKS),
+    ):
         df = io.read_table(spark, paths[table], contract)
         assert all(t in ("bigint", "string") for _, t in df.dtypes)
         assert df.count() == manifest["rows"][table]
@@ -89,7 +96,7 @@ def test_row_count_and_playlist_sizes(catalogue) -> None:
     sizes = playlist_tracks.drop_duplicates().groupby("playlist_id").size()
     assert 20 <= sizes.median() <= 40
     assert ((sizes >= 10) & (sizes <= 60)).mean() > 0.6  # most playlists
-    assert (sizes > 100).mean() > 0.02                   # some oversized ones
+    assert (sizes > 100).mean() > 0.02  # some oversized ones
     assert playlists["playlist_id"].is_unique
 
 
@@ -108,13 +115,14 @@ def test_every_anomaly_is_present(catalogue) -> None:
     _, playlists, playlist_tracks, tracks = catalogue
     assert playlists["title"].isna().sum() > 0
     assert tracks["album_id"].isna().sum() > 0
-    assert (~playlist_tracks["track_id"].isin(tracks["track_id"])).sum() > 0   # unknown track ids
-    assert playlist_tracks.duplicated().sum() > 0                                 # duplicate rows
+    assert (~playlist_tracks["track_id"].isin(tracks["track_id"])).sum() > 0  # unknown track ids
+    assert playlist_tracks.duplicated().sum() > 0  # duplicate rows
     known = playlist_tracks.drop_duplicates().merge(tracks, on="track_id")
-    per_playlist = known.groupby("playlist_id").agg(artists=("artist_id", "nunique"), albums=("album_id", "nunique"),
-                                                    n=("track_id", "size"))
+    per_playlist = known.groupby("playlist_id").agg(
+        artists=("artist_id", "nunique"), albums=("album_id", "nunique"), n=("track_id", "size")
+    )
     assert ((per_playlist["artists"] == 1) & (per_playlist["n"] >= 5)).sum() > 0  # single-artist playlists
-    assert ((per_playlist["albums"] == 1) & (per_playlist["n"] >= 5)).sum() > 0   # single-album playlists
+    assert ((per_playlist["albums"] == 1) & (per_playlist["n"] >= 5)).sum() > 0  # single-album playlists
 
 
 def test_titles_match_contexts_vocabulary_and_near_misses(config, catalogue) -> None:
@@ -124,8 +132,8 @@ def test_titles_match_contexts_vocabulary_and_near_misses(config, catalogue) -> 
     matched = titles.map(contexts.match)
     hits = pd.Series([c for cs in matched for c in cs]).value_counts()
     assert set(hits.index) == set(config.contexts.names)  # every context appears
-    assert 0.08 < (matched.map(len) > 0).mean() < 0.2     # ~12% of titles, as in the MPD
-    assert (matched.map(len) > 1).sum() > 0               # titles with two contexts
+    assert 0.08 < (matched.map(len) > 0).mean() < 0.2  # ~12% of titles, as in the MPD
+    assert (matched.map(len) > 1).sum() > 0  # titles with two contexts
     vocab = KeywordMatcher({w: [w] for w in _vocabulary(config)})
     other = titles[(matched.map(len) == 0) & (titles.map(vocab.match).map(len) > 0)]
     assert len(other) > 0.05 * len(titles)  # titles with other vocabulary keywords
@@ -174,8 +182,9 @@ def test_cli_writes_the_tables(tmp_path, capsys) -> None:
     assert (tmp_path / "c" / "tracks" / "part-00000.parquet").is_file()
 
 
-def pandas_labels(root: Path, config, max_tracks: int = 100, max_share: float = 0.25,
-                  min_playlists: int = 3) -> dict[int, list[int]]:
+def pandas_labels(
+    root: Path, config, max_tracks: int = 100, max_share: float = 0.25, min_playlists: int = 3
+) -> dict[int, list[int]]:
     """An independent pandas implementation of the labelling rules (docs/labelling.md), for small
     catalogues: track_id -> per-context playlist counts, for tracks with a label."""
     names = list(config.contexts.names)
@@ -193,10 +202,17 @@ def pandas_labels(root: Path, config, max_tracks: int = 100, max_share: float = 
         known = rows.dropna(subset=[column])
         return known.groupby(["playlist_id", column]).size().groupby("playlist_id").max().reindex(size.index).fillna(0)
 
-    kept = size[(size <= max_tracks) & (largest("artist_id") / size <= max_share)
-                & (largest("album_id") / size <= max_share)].index
-    counts = (matched[matched["playlist_id"].isin(kept)].merge(rows, on="playlist_id")
-              .groupby(["track_id", "context"]).size().unstack(fill_value=0).reindex(columns=names, fill_value=0))
+    kept = size[
+        (size <= max_tracks) & (largest("artist_id") / size <= max_share) & (largest("album_id") / size <= max_share)
+    ].index
+    counts = (
+        matched[matched["playlist_id"].isin(kept)]
+        .merge(rows, on="playlist_id")
+        .groupby(["track_id", "context"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=names, fill_value=0)
+    )
     return {int(t): [int(x) for x in v] for t, v in counts.iterrows() if (v >= min_playlists).any()}
 
 
@@ -206,8 +222,9 @@ def test_labelling_job_labels_all_contexts_at_200k_rows(spark, config, tmp_path)
     _generate(config, root, rows=200_000, seed=1)
     paths = table_paths(root)
     cfg = load_config(overrides=TEST_SPARK_OVERRIDES)
-    report = run_label_stage(spark, cfg, LabelInputs(paths["playlists"], paths["playlist_tracks"], paths["tracks"]),
-                             str(tmp_path / "labels"))
+    report = run_label_stage(
+        spark, cfg, LabelInputs(paths["playlists"], paths["playlist_tracks"], paths["tracks"]), str(tmp_path / "labels")
+    )
     per_context = report["tracks_labelled_per_context"]
     assert all(n > 0 for n in per_context.values()), per_context
     assert 300 <= report["tracks_labelled"] <= 3_000
@@ -218,6 +235,10 @@ def test_labelling_job_labels_all_contexts_at_200k_rows(spark, config, tmp_path)
     assert report["rows_dropped"]["playlists_null_title"] > 0
     # The job's labels equal an independent pandas implementation of the rules.
     written = pd.read_parquet(tmp_path / "labels" / "track_labels")
-    assert {int(r.track_id): [int(x) for x in r.n_playlists] for r in written.itertuples()} == pandas_labels(root, config)
+    assert {int(r.track_id): [int(x) for x in r.n_playlists] for r in written.itertuples()} == pandas_labels(
+        root, config
+    )
     names = config.contexts.names
-    assert all(list(r.contexts) == sorted(n for n, x in zip(names, r.n_playlists) if x >= 3) for r in written.itertuples())
+    assert all(
+        list(r.contexts) == sorted(n for n, x in zip(names, r.n_playlists) if x >= 3) for r in written.itertuples()
+    )

@@ -10,18 +10,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ctx_spark.shards import contract
 from ctx_spark.errors import InputError
+from ctx_spark.shards import contract
 from tests.train_helpers import N_FRAMES, N_MELS
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 tf = pytest.importorskip("tensorflow")
 
-from training import data  # noqa: E402
-from training.settings import DataSettings  # noqa: E402
 from ctx_spark.shards.reader import open_split, read_mel_params  # noqa: E402
 from ctx_spark.testing.shards import read_all, small_params, write_synthetic_shards  # noqa: E402
+from training import data  # noqa: E402
+from training.settings import DataSettings  # noqa: E402
 
 C = 15
 ROWS = 90
@@ -30,8 +30,16 @@ ROWS = 90
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("shards"))
-    write_synthetic_shards(root, small_params(N_MELS, N_FRAMES), C, {"train": ROWS, "validation": 40},
-                           seed=5, row_group_size=16, files_per_split=2, id_type=pa.string())
+    write_synthetic_shards(
+        root,
+        small_params(N_MELS, N_FRAMES),
+        C,
+        {"train": ROWS, "validation": 40},
+        seed=5,
+        row_group_size=16,
+        files_per_split=2,
+        id_type=pa.string(),
+    )
     return root
 
 
@@ -155,7 +163,7 @@ def test_bad_shards_fail_with_a_clear_message(tmp_path):
     params = small_params(N_MELS, N_FRAMES)
     root = write_synthetic_shards(str(tmp_path / "s"), params, C, {"train": 20}, files_per_split=1)
     with pytest.raises(InputError, match="validation does not exist"):
-        open_split(root, "validation").rows
+        _ = open_split(root, "validation").rows
     with pytest.raises(InputError, match="every row must hold 14 values"):
         data.check_split(open_split(root, "train"), 14, with_targets=True)
     with pytest.raises(InputError, match="every row must hold 14 values"), data.input_errors():
@@ -169,8 +177,10 @@ def test_bad_shards_fail_with_a_clear_message(tmp_path):
     _rewrite(root, "train", truncate_mel)
     with pytest.raises(InputError, match=r"part-00000.parquet row group 0, column 'mel': 1 'mel' values"):
         data.check_split(open_split(root, "train"), C, with_targets=False)
-    with pytest.raises(InputError, match=r"part-00000.parquet row group 0, column 'mel': 1 'mel' values"), \
-            data.input_errors():
+    with (
+        pytest.raises(InputError, match=r"part-00000.parquet row group 0, column 'mel': 1 'mel' values"),
+        data.input_errors(),
+    ):
         list(data.training_dataset(open_split(root, "train"), _settings("pyarrow", workers=1), C, 0, 0, 1))
     with pytest.raises(tf.errors.InvalidArgumentError, match="mel blob size"):
         list(data.training_dataset(open_split(root, "train"), _settings("petastorm", workers=1), C, 0, 0, 1))

@@ -40,13 +40,16 @@ def hand_loss(positive, negative) -> float:
     return total / 9
 
 
-@pytest.mark.parametrize("variant, positive, negative", [
-    ("none", None, None),
-    ("negative_exact", None, NEG_EXACT),
-    ("negative_ignore_zeros", None, NEG_IGNORE),
-    ("both_exact", POS_TFIDF, NEG_EXACT),
-    ("both_ignore_zeros", POS_TFIDF, NEG_IGNORE),
-])
+@pytest.mark.parametrize(
+    "variant, positive, negative",
+    [
+        ("none", None, None),
+        ("negative_exact", None, NEG_EXACT),
+        ("negative_ignore_zeros", None, NEG_IGNORE),
+        ("both_exact", POS_TFIDF, NEG_EXACT),
+        ("both_ignore_zeros", POS_TFIDF, NEG_IGNORE),
+    ],
+)
 def test_each_variant_matches_a_hand_computation(variant, positive, negative):
     # targets in contract order: labels | neg_exact | neg_ignore_zeros | pos_tfidf
     y_true = np.concatenate([LABELS, NEG_EXACT, NEG_IGNORE, POS_TFIDF], axis=1).astype(np.float32)
@@ -60,8 +63,10 @@ def test_each_variant_matches_a_hand_computation(variant, positive, negative):
 
 def test_variants_differ_and_unknown_variant_is_refused():
     y_true = np.concatenate([LABELS, NEG_EXACT, NEG_IGNORE, POS_TFIDF], axis=1).astype(np.float32)
-    values = {v: float(WeightedContextLoss(v, C, EPS)(y_true, np.asarray(PROBS, np.float32)))
-              for v in ("none", "negative_exact", "negative_ignore_zeros", "both_exact", "both_ignore_zeros")}
+    values = {
+        v: float(WeightedContextLoss(v, C, EPS)(y_true, np.asarray(PROBS, np.float32)))
+        for v in ("none", "negative_exact", "negative_ignore_zeros", "both_exact", "both_ignore_zeros")
+    }
     assert len({round(v, 6) for v in values.values()}) == 5
     with pytest.raises(ValueError, match="unknown loss variant"):
         WeightedContextLoss("positive_only", C, EPS)
@@ -90,13 +95,19 @@ def test_default_model_is_the_papers():
     schedule = optimizer._learning_rate
     assert float(schedule(999)) == pytest.approx(0.1)
     assert float(schedule(1000)) == pytest.approx(0.095)
-    assert float(schedule(2500)) == pytest.approx(0.1 * 0.95 ** 2)
+    assert float(schedule(2500)) == pytest.approx(0.1 * 0.95**2)
     assert settings.early_stopping.patience == 10 and settings.data.batch_size == 32
 
 
 def test_authors_code_switches():
-    cfg = load_config(overrides=["train.model.dense_activation=sigmoid", "train.model.dropout_mode=keep",
-                                 "train.model.conv_filters=[4, 4]", "train.model.dense_units=8"])
+    cfg = load_config(
+        overrides=[
+            "train.model.dense_activation=sigmoid",
+            "train.model.dropout_mode=keep",
+            "train.model.conv_filters=[4, 4]",
+            "train.model.dense_units=8",
+        ]
+    )
     settings = train_settings(cfg)
     model = build_model(settings.model, (16, 32), 15)
     assert model.get_layer("dense").get_config()["activation"] == "sigmoid"

@@ -18,14 +18,14 @@ from tests.train_helpers import N_FRAMES, N_MELS, TINY, tiny_config
 warnings.filterwarnings("ignore", category=FutureWarning)
 pytest.importorskip("tensorflow")
 
-from ctx_spark.shards import contract  # noqa: E402
 from ctx_spark.cli import main as ctx_spark_main  # noqa: E402
+from ctx_spark.shards import contract  # noqa: E402
+from ctx_spark.shards.reader import open_split  # noqa: E402
+from ctx_spark.testing.shards import arrays_to_table, small_params, synthetic_split, write_synthetic_shards  # noqa: E402
 from training import evaluate, metrics  # noqa: E402
 from training.compare import run_comparison  # noqa: E402
 from training.model import load_exported  # noqa: E402
 from training.settings import train_settings  # noqa: E402
-from ctx_spark.shards.reader import open_split  # noqa: E402
-from ctx_spark.testing.shards import arrays_to_table, small_params, synthetic_split, write_synthetic_shards  # noqa: E402
 from training.train import run_training  # noqa: E402
 
 C = 15
@@ -44,8 +44,9 @@ def _test_auc(cfg, run_dir, shards):
 def learned(tmp_path_factory):
     """A tiny model trained on shards whose labels depend on band energy."""
     base = tmp_path_factory.mktemp("learn")
-    shards = write_synthetic_shards(str(base / "shards"), small_params(N_MELS, N_FRAMES), C, SIZES, seed=21,
-                                    row_group_size=64)
+    shards = write_synthetic_shards(
+        str(base / "shards"), small_params(N_MELS, N_FRAMES), C, SIZES, seed=21, row_group_size=64
+    )
     cfg = tiny_config(*EPOCHS, "train.logging.tensorboard=true")
     report = run_training(cfg, shards, str(base / "run"))
     return {"shards": shards, "run": str(base / "run"), "report": report, "cfg": cfg, "base": base}
@@ -76,8 +77,15 @@ def test_learns_band_energy_contexts(learned):
 
 
 def test_shuffled_labels_stay_at_chance(tmp_path):
-    shards = write_synthetic_shards(str(tmp_path / "shards"), small_params(N_MELS, N_FRAMES), C, SIZES, seed=21,
-                                    row_group_size=64, shuffle_labels=True)
+    shards = write_synthetic_shards(
+        str(tmp_path / "shards"),
+        small_params(N_MELS, N_FRAMES),
+        C,
+        SIZES,
+        seed=21,
+        row_group_size=64,
+        shuffle_labels=True,
+    )
     cfg = tiny_config(*EPOCHS)
     run_training(cfg, shards, str(tmp_path / "run"))
     assert abs(_test_auc(cfg, str(tmp_path / "run"), shards) - 0.5) < 0.08
@@ -91,8 +99,14 @@ def test_evaluate_cli_writes_the_tables(learned, capsys):
     assert ctx_spark_main(["evaluate", *argv]) == 0
     assert "macro, threshold 0.5" in capsys.readouterr().out
     names = sorted(os.listdir(out))
-    assert names == ["metrics.json", "predictions.parquet", "roc_curves.png", "table1.md", "table1_fixed.csv",
-                     "table1_tuned.csv"]
+    assert names == [
+        "metrics.json",
+        "predictions.parquet",
+        "roc_curves.png",
+        "table1.md",
+        "table1_fixed.csv",
+        "table1_tuned.csv",
+    ]
     result = json.load(open(os.path.join(out, "metrics.json")))
     assert result["fixed_threshold"]["macro"]["roc_auc"] > 0.9
     assert result["fixed_threshold"]["tracks"] == SIZES["test"]
@@ -103,7 +117,8 @@ def test_evaluate_cli_writes_the_tables(learned, capsys):
     probs = np.array(predictions.column("probabilities").to_pylist())
     labels = np.array(predictions.column("labels").to_pylist())
     assert metrics.macro(metrics.per_context(labels, probs, 0.5))["f1"] == pytest.approx(
-        result["fixed_threshold"]["macro"]["f1"])
+        result["fixed_threshold"]["macro"]["f1"]
+    )
     with open(os.path.join(out, "roc_curves.png"), "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     # a second run replaces the directory atomically (no staging leftovers)
@@ -112,8 +127,14 @@ def test_evaluate_cli_writes_the_tables(learned, capsys):
 
 
 def test_compare_trains_and_tabulates_all_five_variants(tmp_path):
-    shards = write_synthetic_shards(str(tmp_path / "shards"), small_params(N_MELS, N_FRAMES), C,
-                                    {"train": 96, "validation": 64, "test": 64}, seed=4, row_group_size=32)
+    shards = write_synthetic_shards(
+        str(tmp_path / "shards"),
+        small_params(N_MELS, N_FRAMES),
+        C,
+        {"train": 96, "validation": 64, "test": 64},
+        seed=4,
+        row_group_size=32,
+    )
     out = str(tmp_path / "compare")
     comparison = run_comparison(None, TINY + ("train.epochs=1",), shards, out)
     variants = ["none", "negative_exact", "negative_ignore_zeros", "both_exact", "both_ignore_zeros"]
@@ -154,7 +175,9 @@ def test_score_tracks_on_spark(learned, spark, tmp_path):
     exported = load_exported(learned["run"])
     good = [i for i in range(60) if i != 5]
     expected = exported.model.predict_on_batch(arrays["mel"][good].transpose(0, 2, 1).astype(np.float32))
-    by_id = {row.track_id: np.asarray(row.probabilities) for row in scores.itertuples() if row.probabilities is not None}
+    by_id = {
+        row.track_id: np.asarray(row.probabilities) for row in scores.itertuples() if row.probabilities is not None
+    }
     got = np.stack([by_id[str(i)] for i in good])
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
@@ -165,7 +188,9 @@ def test_score_tracks_on_spark(learned, spark, tmp_path):
         assert part["rank"].tolist() == list(range(1, 60))
         order = sorted(good, key=lambda i: (-float(np.float32(by_id[str(i)][c])), str(i)))
         assert part.track_id.tolist() == [str(i) for i in order]
-    assert [t["track_id"] for t in report["top"]["car"]] == ranks[ranks.context == "car"].sort_values("rank").track_id.tolist()[:5]
+    assert [t["track_id"] for t in report["top"]["car"]] == ranks[ranks.context == "car"].sort_values(
+        "rank"
+    ).track_id.tolist()[:5]
 
 
 def test_predict_on_a_real_clip(learned, tmp_path, capsys):

@@ -21,8 +21,8 @@ from tests.train_helpers import N_FRAMES, N_MELS, TINY, tiny_config
 warnings.filterwarnings("ignore", category=FutureWarning)
 pytest.importorskip("tensorflow")
 
-from training.checkpoint import read_state  # noqa: E402
 from ctx_spark.testing.shards import small_params, write_synthetic_shards  # noqa: E402
+from training.checkpoint import read_state  # noqa: E402
 from training.train import run_training  # noqa: E402
 
 C = 15
@@ -36,8 +36,14 @@ def _log_epochs(run_dir):
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
-    shards = write_synthetic_shards(str(tmp_path / "shards"), small_params(N_MELS, N_FRAMES), C,
-                                    {"train": 256, "validation": 64}, seed=2, row_group_size=32)
+    shards = write_synthetic_shards(
+        str(tmp_path / "shards"),
+        small_params(N_MELS, N_FRAMES),
+        C,
+        {"train": 256, "validation": 64},
+        seed=2,
+        row_group_size=32,
+    )
     run_dir = str(tmp_path / "run")
     command = [sys.executable, "-m", "ctx_spark", "train", "--shards", shards, "--out", run_dir]
     for item in SETTINGS:
@@ -76,15 +82,23 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     assert report["best_epoch"] == best + 1  # best-so-far state survived the kill
     assert report["best_val_loss"] == pytest.approx(float(rows[best]["val_loss"]), rel=1e-5)
     assert sorted(n for n in os.listdir(os.path.join(run_dir, "checkpoints")) if n.endswith(".keras")) == [
-        "epoch-0005.keras", "epoch-0006.keras"]
+        "epoch-0005.keras",
+        "epoch-0006.keras",
+    ]
     assert os.path.isfile(os.path.join(run_dir, "model.keras"))
     # a finished run is not trained again
     assert run_training(tiny_config(*SETTINGS), shards, run_dir)["elapsed_seconds"] == report["elapsed_seconds"]
 
 
 def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(tmp_path):
-    shards = write_synthetic_shards(str(tmp_path / "shards"), small_params(N_MELS, N_FRAMES), C,
-                                    {"train": 64, "validation": 32}, seed=3, row_group_size=32)
+    shards = write_synthetic_shards(
+        str(tmp_path / "shards"),
+        small_params(N_MELS, N_FRAMES),
+        C,
+        {"train": 64, "validation": 32},
+        seed=3,
+        row_group_size=32,
+    )
     run_dir = str(tmp_path / "run")
     # no later epoch can beat the first by 10.0: patience 2 stops after epoch 3
     cfg = tiny_config("train.epochs=20", "train.early_stopping.patience=2", "train.early_stopping.min_delta=10.0")
@@ -96,13 +110,13 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(tmp_path):
     assert float(_log_epochs(run_dir)[2]["val_loss"]) != pytest.approx(report["best_val_loss"], rel=1e-5)
 
     # the exported model holds epoch 1's weights: its validation loss is epoch 1's
+    from ctx_spark.shards.reader import open_split
     from training import data
     from training.losses import WeightedContextLoss
     from training.model import load_exported
     from training.settings import train_settings
-    from ctx_spark.shards.reader import open_split
 
     model = load_exported(run_dir).model
-    (x, y), = list(data.evaluation_dataset(open_split(shards, "validation"), train_settings(cfg).data, C))
+    ((x, y),) = list(data.evaluation_dataset(open_split(shards, "validation"), train_settings(cfg).data, C))
     loss = WeightedContextLoss("none", C, 1e-7)(y, model(x, training=False))
     assert float(loss) == pytest.approx(report["best_val_loss"], rel=1e-4)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -26,11 +27,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ctx_spark import __version__, io, schema
-from ctx_spark.shards import contract
 from ctx_spark.audio.params import MelParams
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
+from ctx_spark.shards import contract
 from ctx_spark.spark import SparkSettings, ship_package
 from training.score.settings import ScoreSettings
 
@@ -57,8 +58,9 @@ def read_model(model_dir: str) -> tuple[bytes, dict[str, Any]]:
         return handle.read(), meta
 
 
-def read_shards(spark: SparkSession, shards: str, params: MelParams,
-                contexts: Sequence[str]) -> tuple[DataFrame, list[str]]:
+def read_shards(
+    spark: SparkSession, shards: str, params: MelParams, contexts: Sequence[str]
+) -> tuple[DataFrame, list[str]]:
     """(track_id, split, mel) over every split present under ``shards``.
 
     Raises:
@@ -78,7 +80,9 @@ def read_shards(spark: SparkSession, shards: str, params: MelParams,
     except (ValueError, TypeError) as exc:
         raise InputError(f"mel shards {shards}: {params_path} is not valid mel parameters: {exc}") from None
     if found != params:
-        raise InputError(f"mel shards {shards}: mel_params.json {found.to_dict()} differs from the model's {params.to_dict()}")
+        raise InputError(
+            f"mel shards {shards}: mel_params.json {found.to_dict()} differs from the model's {params.to_dict()}"
+        )
     splits = [s for s in contract.SPLITS + (contract.ALL_SPLIT,) if io.path_exists(spark, f"{root}/{s}")]
     if not splits:
         raise InputError(f"mel shards {shards}: none of {', '.join(contract.SPLITS + (contract.ALL_SPLIT,))} exists")
@@ -95,19 +99,22 @@ def read_shards(spark: SparkSession, shards: str, params: MelParams,
     return union, splits
 
 
-def score_tracks(mels: DataFrame, model_bytes: bytes, params: MelParams, n_contexts: int,
-                 settings: ScoreSettings) -> DataFrame:
+def score_tracks(
+    mels: DataFrame, model_bytes: bytes, params: MelParams, n_contexts: int, settings: ScoreSettings
+) -> DataFrame:
     """(track_id, split, mel) -> (track_id, split, probabilities array<float> of n_contexts,
     null when the mel blob is unusable)."""
     from training.score.tasks import model_digest, score_batches
 
     spark = mels.sparkSession
     broadcast = spark.sparkContext.broadcast((model_bytes, model_digest(model_bytes)))
-    schema = T.StructType([
-        mels.schema[contract.TRACK_ID],
-        T.StructField("split", T.StringType(), False),
-        T.StructField("probabilities", T.ArrayType(T.FloatType(), False), True),
-    ])
+    schema = T.StructType(
+        [
+            mels.schema[contract.TRACK_ID],
+            T.StructField("split", T.StringType(), False),
+            T.StructField("probabilities", T.ArrayType(T.FloatType(), False), True),
+        ]
+    )
     batch_size, threads = settings.batch_size, settings.tf_threads
 
     def run(batches):
@@ -131,9 +138,11 @@ def rank_contexts(scores: DataFrame, contexts: Sequence[str], partitions: int) -
     """
     spark = scores.sparkSession
     names = F.array(*[F.lit(c) for c in contexts])
-    exploded = scores.where(F.col("probabilities").isNotNull()).select(
-        contract.TRACK_ID, "split", F.posexplode("probabilities").alias("_pos", "probability")
-    ).select(F.element_at(names, F.col("_pos") + 1).alias("context"), contract.TRACK_ID, "split", "probability")
+    exploded = (
+        scores.where(F.col("probabilities").isNotNull())
+        .select(contract.TRACK_ID, "split", F.posexplode("probabilities").alias("_pos", "probability"))
+        .select(F.element_at(names, F.col("_pos") + 1).alias("context"), contract.TRACK_ID, "split", "probability")
+    )
     order = [F.col("context"), F.col("probability").desc(), F.col(contract.TRACK_ID)]
     located = (
         exploded.repartitionByRange(partitions, *order)
@@ -154,8 +163,13 @@ def rank_contexts(scores: DataFrame, contexts: Sequence[str], partitions: int) -
     ranked = (
         located.withColumn("_part", F.shiftright("_id", 33))
         .join(F.broadcast(offset_df), ["_part", "context"])
-        .select("context", (F.col("_id") - F.col("_first") + F.col("_offset") + 1).alias("rank"),
-                contract.TRACK_ID, "split", "probability")
+        .select(
+            "context",
+            (F.col("_id") - F.col("_first") + F.col("_offset") + 1).alias("rank"),
+            contract.TRACK_ID,
+            "split",
+            "probability",
+        )
     )
     ranked.cached_input = located  # type: ignore[attr-defined]
     return ranked
@@ -191,10 +205,13 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
     contract.check_contexts(contexts, cfg.contexts.names, f"the model {model_dir}")
     out = io.qualify(out).rstrip("/")
     io.check_output_path("score", out, {"--model": model_dir, "--shards": shards})
-    previous = _set_conf(spark, {
-        "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_rows),
-        "spark.sql.parquet.columnarReaderBatchSize": str(settings.parquet_batch_rows),
-    })
+    previous = _set_conf(
+        spark,
+        {
+            "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_rows),
+            "spark.sql.parquet.columnarReaderBatchSize": str(settings.parquet_batch_rows),
+        },
+    )
     try:
         mels, splits = read_shards(spark, shards, params, contexts)
         scores = score_tracks(mels, model_bytes, params, len(contexts), settings)
@@ -203,28 +220,35 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
         written = spark.read.parquet(f"{out}/{SCORES_DIR}")
         counts = {
             row["split"]: {"rows": row["rows"], "unusable_mel": row["bad"]}
-            for row in written.groupBy("split").agg(
+            for row in written.groupBy("split")
+            .agg(
                 F.count(F.lit(1)).alias("rows"),
                 F.sum(F.col("probabilities").isNull().cast("long")).alias("bad"),
-            ).collect()
+            )
+            .collect()
         }
         partitions = settings.ranking_partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
         with stage(log, "rank and write context_rankings"):
             ranked = rank_contexts(written, contexts, partitions)
             try:
-                io.write_parquet(ranked.sortWithinPartitions("context", "rank"), f"{out}/{RANKINGS_DIR}",
-                                 partition_by=("context",))
+                io.write_parquet(
+                    ranked.sortWithinPartitions("context", "rank"), f"{out}/{RANKINGS_DIR}", partition_by=("context",)
+                )
             finally:
                 ranked.cached_input.unpersist()
         top = (
-            spark.read.parquet(f"{out}/{RANKINGS_DIR}").where(F.col("rank") <= settings.report_top)
-            .select("context", "rank", contract.TRACK_ID, "probability").collect()
+            spark.read.parquet(f"{out}/{RANKINGS_DIR}")
+            .where(F.col("rank") <= settings.report_top)
+            .select("context", "rank", contract.TRACK_ID, "probability")
+            .collect()
         )
     finally:
         _restore_conf(spark, previous)
     top_lists: dict[str, list] = {c: [] for c in contexts}
     for row in sorted(top, key=lambda r: (r["context"], r["rank"])):
-        top_lists[row["context"]].append({"track_id": row[contract.TRACK_ID], "probability": round(row["probability"], 4)})
+        top_lists[row["context"]].append(
+            {"track_id": row[contract.TRACK_ID], "probability": round(row["probability"], 4)}
+        )
     report = {
         "stage": "score",
         "version": __version__,
@@ -257,10 +281,11 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_in_chain(request: "StageRequest") -> dict[str, Any]:
+def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run: the configured model and the extraction's shards in."""
-    return run_score_stage(request.spark, request.cfg, request.inputs["model"], request.upstream["extract"],
-                           request.out)
+    return run_score_stage(
+        request.spark, request.cfg, request.inputs["model"], request.upstream["extract"], request.out
+    )
 
 
 def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from ctx_spark.shards import contract
 from ctx_spark.audio.params import MelParams
+from ctx_spark.shards import contract
 
 #: digest of model.keras bytes -> loaded Keras model, one per Python worker process.
 _MODELS: dict[str, Any] = {}
@@ -57,8 +58,9 @@ def cached_model(model_bytes: bytes, digest: str, threads: int):
     return model
 
 
-def score_batches(batches: Iterable[pa.RecordBatch], broadcast, params: MelParams, n_contexts: int,
-                  batch_size: int, threads: int) -> Iterator[pa.RecordBatch]:
+def score_batches(
+    batches: Iterable[pa.RecordBatch], broadcast, params: MelParams, n_contexts: int, batch_size: int, threads: int
+) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body: for each input batch (track_id, split, mel), yield (track_id,
     split, probabilities list<float32> of n_contexts, or null when the mel blob is unusable).
     """
@@ -80,14 +82,16 @@ def score_batches(batches: Iterable[pa.RecordBatch], broadcast, params: MelParam
             x = mel_blobs(good, params, "mel")  # (k, n_mels, n_frames) float16
             out = []
             for start in range(0, len(x), batch_size):
-                chunk = np.ascontiguousarray(x[start:start + batch_size].transpose(0, 2, 1), dtype=np.float32)
+                chunk = np.ascontiguousarray(x[start : start + batch_size].transpose(0, 2, 1), dtype=np.float32)
                 out.append(np.asarray(model.predict_on_batch(chunk), dtype=np.float32))
             probs[valid] = np.concatenate(out)
         offsets = pa.array(np.arange(0, n * n_contexts + 1, n_contexts, dtype=np.int32))
-        lists = pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1), pa.float32()),
-                                         mask=pa.array(~valid))
+        lists = pa.ListArray.from_arrays(offsets, pa.array(probs.reshape(-1), pa.float32()), mask=pa.array(~valid))
         yield pa.RecordBatch.from_arrays(
-            [batch.column(batch.schema.get_field_index(contract.TRACK_ID)),
-             batch.column(batch.schema.get_field_index("split")), lists],
+            [
+                batch.column(batch.schema.get_field_index(contract.TRACK_ID)),
+                batch.column(batch.schema.get_field_index("split")),
+                lists,
+            ],
             names=[contract.TRACK_ID, "split", "probabilities"],
         )
