@@ -345,7 +345,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"config {path}: unexpected null")
     if dataclasses.is_dataclass(hint):
-        return from_mapping(hint, value, path)
+        return from_mapping(typing.cast(type[Any], hint), value, path)  # a field's hint: the class, not an instance
     if hint is bool:
         if isinstance(value, bool):
             return value

@@ -30,6 +30,7 @@ RETIRED_PREFIX = "._retired-"
 
 def _jvm_path(spark: SparkSession, path: str):
     jvm = spark.sparkContext._jvm
+    assert jvm is not None  # set while the SparkContext is running
     return jvm.org.apache.hadoop.fs.Path(path)
 
 
@@ -218,6 +219,7 @@ def read_text(spark: SparkSession, path: str) -> str:
     if not fs.exists(jpath):
         raise FileNotFoundError(path)
     jvm = spark.sparkContext._jvm
+    assert jvm is not None  # set while the SparkContext is running
     stream = fs.open(jpath)
     try:
         data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)

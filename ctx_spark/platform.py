@@ -22,7 +22,7 @@ SUPPORTED: dict[str, tuple[tuple[int, ...], Optional[tuple[int, ...]]]] = {
     "numpy": ((1, 26), None),
     "pandas": ((2, 0), None),
 }
-PYTHON = ((3, 11), None)
+PYTHON: tuple[tuple[int, ...], Optional[tuple[int, ...]]] = ((3, 11), None)
 
 
 class UnsupportedPlatform(CtxSparkError):

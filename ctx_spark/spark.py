@@ -75,7 +75,9 @@ def _package_zip(package: str) -> str:
 def _needs_shipping(spark: SparkSession) -> bool:
     """Workers of a JVM we did not start (a cluster, or spark-submit in local mode) cannot
     see this checkout through PYTHONPATH."""
-    return not spark.sparkContext.master.startswith("local") or _launched_by_spark_submit()
+    master = spark.sparkContext.master
+    assert master is not None  # a running SparkContext always has a master URL
+    return not master.startswith("local") or _launched_by_spark_submit()
 
 
 def ship_package(spark: SparkSession, package: str) -> None:

@@ -123,7 +123,8 @@ def match_titles(df, title_col: str, matcher: KeywordMatcher, out_col: str):
     from pyspark.sql import functions as F
     from pyspark.sql.types import ArrayType, StringType
 
-    @F.pandas_udf(ArrayType(StringType()))
+    # pyspark's stubs lack the overload of a return type alone (the UDF kind comes from the type hints)
+    @F.pandas_udf(ArrayType(StringType()))  # type: ignore[call-overload]
     def _match(titles: pd.Series) -> pd.Series:
         return titles.map(lambda t: matcher.match(t) if isinstance(t, str) else [])
 

@@ -152,7 +152,7 @@ def balance(
 
     after = P.context_counts(selected_counts, m)
     n_after = int(selected_counts.sum())
-    report = {
+    report: dict[str, Any] = {
         "enabled": True,
         "cap": cap,
         "seed": seed,

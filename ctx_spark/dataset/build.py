@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pyspark import StorageLevel
@@ -188,7 +188,7 @@ def build_dataset(
             **W.negative_summary(negative, counts_by_split, m),
         }
         t.rows = n_selected
-    total_counts = sum(counts_by_split.values())
+    total_counts = cast(np.ndarray, sum(counts_by_split.values()))  # one array per split: never the empty sum 0
     report["dataset"] = {
         "tracks": n_selected,
         "label_patterns": int(np.count_nonzero(total_counts)),

@@ -73,7 +73,7 @@ class _Checkpointer:
 
     def __init__(self, spark: SparkSession, directory: Optional[str]):
         self.reliable = directory is not None
-        if self.reliable:
+        if directory is not None:
             spark.sparkContext.setCheckpointDir(directory)
 
     def __call__(self, df: DataFrame) -> DataFrame:

@@ -64,6 +64,7 @@ def check_track_labels(df: DataFrame, names: Sequence[str], source: str = "track
         F.count(F.when(F.size(unknown) > 0, 1)).alias("unknown"),
         F.min(F.when(F.size(unknown) > 0, F.array_join(unknown, ","))).alias("unknown_example"),
     ).first()
+    assert stats is not None  # a global aggregation always returns one row
     table = f"table '{schema.TRACK_LABELS.name}' ({source})"
     if stats["rows"] == 0:
         raise InputError(f"{table} has no rows: nothing to build a dataset from")

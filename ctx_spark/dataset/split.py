@@ -71,6 +71,7 @@ def group_statistics(groups: DataFrame) -> dict[str, Any]:
         F.count(F.when(F.col("n_tracks") == 1, 1)).alias("singletons"),
         F.percentile_approx("n_tracks", q, 10000).alias("pct"),
     ).first()
+    assert row is not None  # a global aggregation always returns one row
     return {
         "groups": int(row["n"]),
         "singleton_groups": int(row["singletons"]),

@@ -32,9 +32,9 @@ Fallbacks for validation/test patterns never seen in training (docs/dataset.md, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -63,7 +63,7 @@ class NegativeWeights:
     ignore_zeros_fallback: np.ndarray
 
 
-def negative_weights(train_counts: np.ndarray, patterns: Sequence[int], m: int) -> NegativeWeights:
+def negative_weights(train_counts: np.ndarray, patterns: Iterable[int], m: int) -> NegativeWeights:
     """Compute both negative weights for ``patterns`` from the training pattern counts.
 
     Args:
@@ -76,27 +76,27 @@ def negative_weights(train_counts: np.ndarray, patterns: Sequence[int], m: int) 
     total = int(train_counts.sum())
     if total == 0:
         raise ValueError("the training split is empty: no loss weights can be estimated")
-    patterns = np.asarray(sorted(set(int(p) for p in patterns)), dtype=np.int64)
+    chosen = np.asarray(sorted(set(int(p) for p in patterns)), dtype=np.int64)
     bit = (1 << np.arange(m)).astype(np.int64)
-    y = P.bits(patterns, m).astype(bool)  # (p, m)
-    switched = patterns[:, None] | bit[None, :]  # (p, m) pattern with c on
+    y = P.bits(chosen, m).astype(bool)  # (p, m)
+    switched = chosen[:, None] | bit[None, :]  # (p, m) pattern with c on
     supersets = P.superset_sums(train_counts, m)
     marginal_neg = (supersets[0] - supersets[bit]) / supersets[0]  # (m,) P(y_c = 0)
 
-    s_all = supersets[patterns][:, None].astype(float)  # tracks carrying all positives
+    s_all = supersets[chosen][:, None].astype(float)  # tracks carrying all positives
     s_with = supersets[switched].astype(float)  # ... and c
     iz_fallback = (~y) & (s_all == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         iz = np.where(s_all > 0, (s_all - s_with) / s_all, marginal_neg[None, :])
     iz = np.where(y, 1.0, iz)
 
-    n0 = train_counts[patterns][:, None].astype(float)
+    n0 = train_counts[chosen][:, None].astype(float)
     n1 = train_counts[switched].astype(float)
     exact_fallback = (~y) & (n0 + n1 == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         exact = np.where(n0 + n1 > 0, n0 / (n0 + n1), iz)
     exact = np.where(y, 1.0, exact)
-    return NegativeWeights(patterns, exact, iz, exact_fallback, iz_fallback)
+    return NegativeWeights(chosen, exact, iz, exact_fallback, iz_fallback)
 
 
 def negative_table(spark: SparkSession, weights: NegativeWeights) -> DataFrame:
@@ -239,7 +239,7 @@ def negative_summary(negative: NegativeWeights, counts_by_split: dict[str, np.nd
     and overall, from pattern counts (no Spark job), with the entries that fell back."""
     y = P.bits(negative.patterns, m).astype(bool)
     groups = dict(counts_by_split)
-    groups["all"] = sum(counts_by_split.values())
+    groups["all"] = cast(np.ndarray, sum(counts_by_split.values()))  # one array per split: never the empty sum 0
     out: dict[str, Any] = {}
     for name, values, fallback in (
         ("neg_exact", negative.exact, negative.exact_fallback),

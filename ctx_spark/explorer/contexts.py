@@ -14,6 +14,7 @@ the page works without it (the box is hidden until the script shows it).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Optional
 
 from ctx_spark.explorer import html as H
@@ -90,12 +91,14 @@ def _facts_for(src: Sources, ids: list) -> dict[Any, dict]:
     """Current labels (and names, when the labels carry them) of the tracks shown."""
     if not src["labels"].present or not ids:
         return {}
+    assert src["labels"].path is not None  # present
     return lookup(src["labels"].path / "track_labels", ids, ["contexts", *NAME_COLUMNS])
 
 
 def _names_from_scores(src: Sources, ids: list, have: set[str]) -> dict[Any, dict]:
     if not src["scores"].present or not ids:
         return {}
+    assert src["scores"].path is not None  # present
     scores = dataset(src["scores"].path / "track_scores")
     missing = [c for c in NAME_COLUMNS if c not in have and scores is not None and c in scores.schema.names]
     return lookup(src["scores"].path / "track_scores", ids, missing) if missing else {}
@@ -116,19 +119,21 @@ def _select(site, notes: list[str]) -> tuple[dict[str, list[dict]], dict[str, st
     shown: dict[str, list[dict]] = {}
     problems: dict[str, str] = {}
     if src["scores"].present:
+        assert src["scores"].path is not None  # present
         partitions = ranking_partitions(src["scores"].path / "context_rankings")
         for name in src.contexts:
             if name not in partitions:
                 problems[name] = f"no context_rankings/context={name} partition in {src['scores'].path}"
                 continue
             part = partitions[name]
-            table = _attempt(str(part), lambda part=part: top_ranked(part, site.top_n), [], None)
+            table = _attempt(str(part), partial(top_ranked, part, site.top_n), [], None)
             if table is None:
                 problems[name] = f"{partitions[name]} holds no readable ranking"
             else:
                 shown[name] = table.to_pylist()
         return shown, problems, True
     if src["labels"].present:
+        assert src["labels"].path is not None  # present
         counts = src["labels"].path / "track_context_counts"
         min_playlists = int(((src.report("labels") or {}).get("settings") or {}).get("min_playlists") or 1)
         shown = _attempt(str(counts), lambda: labelled_top(counts, src.contexts, min_playlists, site.top_n), notes, {})
@@ -148,7 +153,9 @@ def write_contexts(site) -> None:
     extra = _attempt("track_scores", lambda: _names_from_scores(src, ids, have), notes, {})
     splits = {}
     if not scored and src["dataset"].present:
-        splits = _attempt("dataset", lambda: lookup(src["dataset"].path / "dataset", ids, ["split"]), notes, {})
+        assert src["dataset"].path is not None  # present
+        split_table = src["dataset"].path / "dataset"
+        splits = _attempt("dataset", lambda: lookup(split_table, ids, ["split"]), notes, {})
     mels = src["mels"].path if src["mels"].present else None
     audio = _attempt("the audio paths", lambda: audio_paths(mels, src.audio_dir, ids), notes, {})
     for name in src.contexts:

@@ -54,8 +54,10 @@ def _csv_table(caption: str, rows: list[dict[str, str]], text_columns: int = 1) 
     """A CSV's rows as a table: the first ``text_columns`` as text, numbers after them."""
     header = list(rows[0]) if rows else []
     body = [
-        [r.get(h) for h in header[:text_columns]]
-        + [_metric_cell(r.get(h), 3) if _float(r.get(h)) is not None else r.get(h) for h in header[text_columns:]]
+        [
+            *(r.get(h) for h in header[:text_columns]),
+            *(_metric_cell(r.get(h), 3) if _float(r.get(h)) is not None else r.get(h) for h in header[text_columns:]),
+        ]
         for r in rows
     ]
     return H.table(caption, header, body)

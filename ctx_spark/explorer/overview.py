@@ -95,7 +95,7 @@ def _parts_table(src: Sources) -> H.Raw:
 def _inputs(src: Sources) -> H.Raw:
     manifest = src.manifest
     if not manifest:
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for name in ("labels", "dataset", "mels", "scores"):
             for key, path in ((src.report(name) or {}).get("inputs") or {}).items():
                 rows.append((name, key, H.Cell(path, "path")))
@@ -288,7 +288,8 @@ def write_overview(site) -> None:
 
 
 def _per_context(site, src: Sources, report: dict) -> H.Raw:
-    keywords = report.get("contexts") if isinstance(report.get("contexts"), dict) else {}
+    contexts = report.get("contexts")
+    keywords = contexts if isinstance(contexts, dict) else {}
     matched = report.get("playlists_matched_per_context") or {}
     labelled = report.get("tracks_labelled_per_context") or {}
     names = list(dict.fromkeys([*src.contexts, *matched, *labelled]))

@@ -125,6 +125,7 @@ def _context_names(src: Sources) -> list[str]:
     if src["scores"].present:
         from ctx_spark.explorer.readers import ranking_partitions
 
+        assert src["scores"].path is not None  # present
         return sorted(ranking_partitions(src["scores"].path / "context_rankings"))
     return []
 
@@ -148,11 +149,11 @@ def resolve(
     Raises:
         ExplorerError: ``source`` is not a root or snapshot, or nothing at all was given.
     """
-    given = {k: v for k, v in (given or {}).items() if v is not None}
-    unknown = set(given) - set(PARTS)
+    given_paths = {k: v for k, v in (given or {}).items() if v is not None}
+    unknown = set(given_paths) - set(PARTS)
     if unknown:
         raise ExplorerError(f"unknown parts {sorted(unknown)}; expected some of {', '.join(PARTS)}")
-    if source is None and not given:
+    if source is None and not given_paths:
         raise ExplorerError(
             "nothing to report on: give --snapshot R or some of --labels/--dataset/--mels/--scores/"
             "--run/--evaluation/--comparison"
@@ -164,12 +165,12 @@ def resolve(
             parts[name].path, parts[name].how = snapshot / directory, "snapshot"
     if snapshot is not None and (snapshot / "keywords").is_dir():
         parts["keywords"].path, parts["keywords"].how = snapshot / "keywords", "snapshot"
-    for name, path in given.items():
+    for name, path in given_paths.items():
         parts[name].path, parts[name].how = Path(path), "given"
-    if "labels" in given:
-        parts["labels"].path = _stage_dir(parts["labels"].path, "track_labels")
-    if "dataset" in given:
-        parts["dataset"].path = _stage_dir(parts["dataset"].path, "dataset")
+    if "labels" in given_paths:
+        parts["labels"].path = _stage_dir(Path(given_paths["labels"]), "track_labels")
+    if "dataset" in given_paths:
+        parts["dataset"].path = _stage_dir(Path(given_paths["dataset"]), "dataset")
     src = Sources(parts=parts, snapshot=snapshot, root=root)
     if snapshot is not None:
         src.manifest, src.manifest_problem = read_json(snapshot / "manifest.json")
@@ -178,6 +179,7 @@ def resolve(
         _load(parts[name])
     _load(parts["run"], None)
     if parts["run"].present:  # a run still training has no model_meta.json yet: still show its log
+        assert parts["run"].path is not None  # present
         parts["run"].report, _ = read_json(parts["run"].path / "model_meta.json")
     _load(parts["evaluation"], "metrics.json")
     _load(parts["comparison"], "table2.json")

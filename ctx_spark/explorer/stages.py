@@ -67,7 +67,7 @@ def read_cooccurrence(path: Path) -> Optional[tuple[list[str], np.ndarray]]:
             rows = list(csv.DictReader(handle))
     except (OSError, csv.Error, UnicodeDecodeError):
         return None
-    names = list(dict.fromkeys([r.get("context") for r in rows if r.get("context") is not None]))
+    names = list(dict.fromkeys([c for r in rows if (c := r.get("context")) is not None]))
     index = {n: i for i, n in enumerate(names)}
     matrix = np.zeros((len(names), len(names)))
     try:

@@ -217,7 +217,7 @@ def boxes(uid: str, title: str, desc: str, entries: Sequence[tuple[str, Mapping[
     labels = [e[0] for e in entries]
     left, top = _left_margin(labels), 12
     height = int(top + ROW * len(entries) + 42)
-    values = [s.get(k) for _, s in entries for k in ("min", "max", "p05", "p95") if s.get(k) is not None]
+    values = [v for _, s in entries for k in ("min", "max", "p05", "p95") if (v := s.get(k)) is not None]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     ticks = nice_ticks(min(0.0, low), high if high > low else low + 1)
     right = WIDTH - 30

@@ -71,6 +71,7 @@ def list_audio_dir(spark: SparkSession, audio_dir: str, settings: ExtractSetting
     ).where(F.col("_rank") > 0)
     integer = F.col("stem").rlike(r"^-?[0-9]{1,18}$")
     counts = files.agg(F.count(F.lit(1)).alias("n"), F.sum((~integer).cast("long")).alias("non_integer")).first()
+    assert counts is not None  # a global aggregation always returns one row
     entries, non_integer = int(counts["n"]), int(counts["non_integer"] or 0)
     if id_type == "auto":
         id_type = "int64" if non_integer == 0 else "string"

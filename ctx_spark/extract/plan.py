@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Optional
+from typing import Optional, cast
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -56,7 +56,10 @@ def audio_spec(params: MelParams, settings: ExtractSettings, no_audio_message: s
 def compute_mels(to_compute: DataFrame, spec: tasks.AudioSpec, partitions: int) -> DataFrame:
     """Spread the rows evenly over ``partitions`` tasks and add ``mel``, ``decoded_seconds``
     and the ``error_*`` columns (see :func:`tasks.compute_batches`)."""
-    schema = T.StructType(to_compute.schema.fields + T._parse_datatype_string(tasks.COMPUTED_DDL).fields)
+    # a DDL list of columns parses to a StructType
+    schema = T.StructType(
+        to_compute.schema.fields + cast(T.StructType, T._parse_datatype_string(tasks.COMPUTED_DDL)).fields
+    )
     fn = functools.partial(tasks.compute_batches, spec=spec)
     computed = to_compute.repartition(partitions).mapInArrow(fn, schema)
     return computed.withColumn(tasks.REUSED, F.lit(False))

@@ -10,7 +10,7 @@ import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, cast
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -102,7 +102,10 @@ def assemble_rows(
         rows = catalogue.withColumn(SPLIT, F.lit(contract.ALL_SPLIT))
     if needs_stat:
         rows = rows.drop(AUDIO_SIZE, AUDIO_MTIME)
-        schema = T.StructType(rows.schema.fields + T._parse_datatype_string(tasks.FINGERPRINT_DDL).fields)
+        # a DDL list of columns parses to a StructType
+        schema = T.StructType(
+            rows.schema.fields + cast(T.StructType, T._parse_datatype_string(tasks.FINGERPRINT_DDL)).fields
+        )
         rows = rows.mapInArrow(functools.partial(tasks.fingerprint_batches, checksum=settings.checksum), schema)
     else:
         rows = rows.withColumn(AUDIO_CHECKSUM, F.lit(None).cast("string"))
@@ -144,15 +147,15 @@ def check_rows(rows: DataFrame, n_contexts: Optional[int]) -> RowCounts:
     if unknown:
         raise InputError(f"table 'dataset': column 'split' holds {', '.join(unknown)}; expected {', '.join(allowed)}")
     if n_contexts is not None:
-        bad_len = sum(int(g["bad_len"] or 0) for g in groups)
-        if bad_len:
+        n_bad_len = sum(int(g["bad_len"] or 0) for g in groups)
+        if n_bad_len:
             raise InputError(
-                f"table 'dataset': {bad_len} rows have a null target vector or one whose length is not "
+                f"table 'dataset': {n_bad_len} rows have a null target vector or one whose length is not "
                 f"{n_contexts} (the number of contexts in conf/contexts.yaml)"
             )
-        bad_label = sum(int(g["bad_label"] or 0) for g in groups)
-        if bad_label:
-            raise InputError(f"table 'dataset': column 'labels' holds values other than 0 and 1 in {bad_label} rows")
+        n_bad_label = sum(int(g["bad_label"] or 0) for g in groups)
+        if n_bad_label:
+            raise InputError(f"table 'dataset': column 'labels' holds values other than 0 and 1 in {n_bad_label} rows")
     return RowCounts(
         per_split={g[SPLIT]: int(g["n"]) for g in groups},
         without_audio=sum(int(g["no_audio"] or 0) for g in groups),

@@ -56,7 +56,7 @@ def keyword_contexts(vocabulary: Mapping[str, Sequence[str]], contexts: Optional
     """keyword -> the context whose keyword list holds it (only keywords that are context keywords)."""
     if contexts is None:
         return {}
-    found = {}
+    found: dict[str, str] = {}
     for name in contexts.names:
         for word in contexts.keywords[name]:
             found.setdefault(word, name)

@@ -204,11 +204,13 @@ class LabelResult:
             F.count(F.lit(1)).alias("rows"),
             F.count(F.when(F.col("title").isNull(), 1)).alias("null_title"),
         ).first()
+        assert playlist_stats is not None  # a global aggregation always returns one row
         rows = self.track_rows.agg(
             F.sum("rows").alias("raw"),
             F.count(F.lit(1)).alias("distinct"),
             F.count(F.when(F.col("known"), 1)).alias("known"),
         ).first()
+        assert rows is not None  # a global aggregation always returns one row
         raw, distinct, known = (int(rows["raw"] or 0), int(rows["distinct"]), int(rows["known"]))
         matched_per_context = _per_context(self.matched.groupBy("context").count().collect(), names)
         n_matched = self.matched.select("playlist_id").distinct().count()
@@ -221,6 +223,7 @@ class LabelResult:
                 "kept"
             ),
         ).first()
+        assert focus is not None  # a global aggregation always returns one row
         labelled = self.counts.where(F.col("n_playlists") >= self.settings.min_playlists)
         labelled_per_context = _per_context(labelled.groupBy("context").count().collect(), names)
         report: dict[str, Any] = {

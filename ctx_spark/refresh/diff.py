@@ -59,6 +59,7 @@ def label_changes(previous: DataFrame, current: DataFrame, names: Sequence[str])
         aggs.append(F.count(F.when(has_after & ~has_before, 1)).alias(f"gained_{i}"))
         aggs.append(F.count(F.when(has_before & ~has_after, 1)).alias(f"lost_{i}"))
     row = joined.agg(*aggs).first()
+    assert row is not None  # a global aggregation always returns one row
     return {
         "tracks_added": int(row["added"]),
         "tracks_removed": int(row["removed"]),

@@ -108,6 +108,7 @@ def listings(spark: SparkSession, paths: dict[str, str]) -> dict[str, dict[str, 
     skipped, as Spark does), as count, total bytes, latest modification time and a digest
     of (path, size, mtime); one listing and one aggregation for all inputs together."""
     jvm = spark.sparkContext._jvm
+    assert jvm is not None  # set while the SparkContext is running
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     qualified = {}
     for name, path in paths.items():

@@ -111,14 +111,17 @@ def _start_or_resume(store, layout: S.Layout, fp: dict[str, Any], current: Optio
             raise InputError(f"snapshot {layout.snapshot(run_id)} {why}; choose another --run-id")
     else:
         candidate = S.resumable(snapshots, current)
-        if candidate is not None and _digest(candidate.state) != fp["digest"]:
-            log.warning(
-                "inputs or config changed since unfinished run %s began (%s); starting a new run",
-                candidate.run_id,
-                ", ".join(changed_parts(candidate.state.get("fingerprint") or {}, fp)) or "fingerprint",
-            )
-            candidate = None
+        if candidate is not None:
+            assert candidate.state is not None  # resumable() picks only runs that have a state
+            if _digest(candidate.state) != fp["digest"]:
+                log.warning(
+                    "inputs or config changed since unfinished run %s began (%s); starting a new run",
+                    candidate.run_id,
+                    ", ".join(changed_parts(candidate.state.get("fingerprint") or {}, fp)) or "fingerprint",
+                )
+                candidate = None
     if candidate is not None:
+        assert candidate.state is not None  # checked above (--run-id) or picked by resumable()
         state = dict(candidate.state)
         state.update(status=S.RUNNING, attempts=int(state.get("attempts", 1)) + 1, error=None)
         run = Run(store, layout, state)

@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Optional
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
@@ -242,7 +243,7 @@ def _offsets(array: pa.Array) -> np.ndarray:
     return offsets[array.offset : array.offset + len(array) + 1].astype(np.int64)
 
 
-def fixed_lists(column: pa.Array | pa.ChunkedArray, width: int, dtype: np.dtype, where: str) -> np.ndarray:
+def fixed_lists(column: pa.Array | pa.ChunkedArray, width: int, dtype: npt.DTypeLike, where: str) -> np.ndarray:
     """A list column whose rows all hold ``width`` values, as a (rows, width) array.
 
     Raises:

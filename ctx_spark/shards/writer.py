@@ -108,6 +108,7 @@ class ShardWriter:
         whole = (table.num_rows // self.group_rows) * self.group_rows
         cut = table.num_rows if final else whole
         if cut:
+            assert self._writer is not None  # rows are pending only while a file is open
             self._writer.write_table(table.slice(0, cut), row_group_size=self.group_rows)
             self._rows_in_file += cut
         rest = table.slice(cut)
@@ -117,6 +118,7 @@ class ShardWriter:
     def _finish_file(self) -> None:
         if self._writer is None:
             return
+        assert self._final is not None  # set by _open together with the writer
         self._flush_groups(final=True)
         self._writer.close()
         self._writer = None

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import unquote
 
 from pyspark import StorageLevel
@@ -153,6 +153,7 @@ def list_slices(spark: SparkSession, pattern: str) -> list[str]:
         InputError: nothing matches.
     """
     jvm = spark.sparkContext._jvm
+    assert jvm is not None  # set while the SparkContext is running
     conf = spark.sparkContext._jsc.hadoopConfiguration()
     path = jvm.org.apache.hadoop.fs.Path(io.qualify(pattern))
     fs = path.getFileSystem(conf)
@@ -315,7 +316,7 @@ def run_import_stage(spark: SparkSession, pattern: str, out: str) -> dict[str, A
 
 def _skipped_files(spark: SparkSession, files: list[str], status: list) -> list[dict[str, str]]:
     by_file = {unquote(r["file"]): r for r in status}
-    reasons: dict[str, Optional[str]] = {}
+    reasons: dict[str, str] = {}
     to_diagnose = []
     for f in files:
         row = by_file.get(unquote(f))
@@ -338,11 +339,13 @@ def _counts(good: DataFrame, chosen: DataFrame, spark: SparkSession, out: str) -
             "no_uri"
         ),
     ).first()
+    assert e is not None  # a global aggregation always returns one row
     c = chosen.agg(
         F.count(F.lit(1)).alias("playlists"),
         F.count(F.when(F.col("n_files") > 1, 1)).alias("dup"),
         F.count(F.when(F.col("title").isNull(), 1)).alias("null_title"),
     ).first()
+    assert c is not None  # a global aggregation always returns one row
     tracks = spark.read.parquet(f"{out}/tracks")
     t = tracks.agg(
         F.count(F.lit(1)).alias("tracks"),
@@ -350,6 +353,7 @@ def _counts(good: DataFrame, chosen: DataFrame, spark: SparkSession, out: str) -
         F.count(F.when(F.col("artist_id").isNull(), 1)).alias("no_artist"),
         F.count(F.when(F.col("album_id").isNull(), 1)).alias("no_album"),
     ).first()
+    assert t is not None  # a global aggregation always returns one row
     return {
         "rows": {
             "playlists": int(c["playlists"]),

@@ -113,6 +113,7 @@ def write_av(
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format=container_format, options=container_options or {}) as out:
         stream = out.add_stream(codec, rate=stream_rate or rate, layout=layout, options=codec_options or {})
+        assert isinstance(stream, av.AudioStream)  # an audio codec gives an audio stream
         if data.dtype == np.int16 and codec == "alac":
             stream.format = "s16p"  # 16-bit ALAC, not the 24-bit default
         pts = 0

@@ -66,7 +66,7 @@ def synthetic_split(
     mel = rng.random((rows, n_mels, n_frames), dtype=np.float32)
     for c, band in enumerate(context_bands(n_mels, n_contexts)):
         mel[:, band, :] += signal * labels[:, c, None, None]
-    out = {
+    out: dict[str, np.ndarray] = {
         "track_id": np.arange(id_start, id_start + rows, dtype=np.int64),
         "mel": mel.astype(contract.MEL_DTYPE),
         "labels": labels,

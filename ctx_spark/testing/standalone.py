@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Optional
 
 import pyspark
@@ -34,6 +35,8 @@ MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 EXECUTOR_CLASS = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
 HOST = "127.0.0.1"
+#: The default ``conf`` of spark-submit: no settings beyond the cluster's own (read-only).
+NO_CONF: Mapping[str, str] = MappingProxyType({})
 
 
 def free_port() -> int:
@@ -369,7 +372,7 @@ class StandaloneCluster:
     # --- spark-submit ---------------------------------------------------------------------
 
     def submit_command(
-        self, script: Path, args: Sequence[str], conf: Mapping[str, str] = (), master: Optional[str] = None
+        self, script: Path, args: Sequence[str], conf: Mapping[str, str] = NO_CONF, master: Optional[str] = None
     ) -> list[str]:
         """A spark-submit command line for ``script`` on this cluster (client deploy mode)."""
         settings = {
@@ -390,7 +393,7 @@ class StandaloneCluster:
         name: str,
         script: Path,
         args: Sequence[str],
-        conf: Mapping[str, str] = (),
+        conf: Mapping[str, str] = NO_CONF,
         cwd: Optional[Path] = None,
         master: Optional[str] = None,
     ) -> Daemon:
@@ -413,7 +416,7 @@ class StandaloneCluster:
         name: str,
         script: Path,
         args: Sequence[str],
-        conf: Mapping[str, str] = (),
+        conf: Mapping[str, str] = NO_CONF,
         cwd: Optional[Path] = None,
         timeout: float = 600.0,
         master: Optional[str] = None,
