@@ -61,7 +61,9 @@ def list_audio_dir(spark: SparkSession, audio_dir: str, settings: ExtractSetting
     name = F.regexp_extract("path", r"([^/]+)$", 1)
     ext = F.lower(F.regexp_extract(name, r"\.([^.]+)$", 1))
     extensions = [e.lower() for e in settings.extensions]
-    rank = F.array_position(F.array(*[F.lit(e) for e in extensions]), ext)
+    # array_position with a column as the value: through call_function, which PySpark 3.5 has
+    # too (its array_position takes only a literal value).
+    rank = F.call_function("array_position", F.array(*[F.lit(e) for e in extensions]), ext)
     files = listed.select(
         F.regexp_extract(name, r"^(.+)\.[^.]+$", 1).alias("stem"),
         F.col("path").alias(AUDIO),

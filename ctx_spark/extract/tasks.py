@@ -9,6 +9,7 @@ the row); only a bug in this module can fail a task.
 from __future__ import annotations
 
 import faulthandler
+import functools
 import multiprocessing
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -141,9 +142,7 @@ def _mel_row(audio: Optional[str], params: MelParams, silence: float, isolate: b
         return None, 0.0, NO_AUDIO, STAGE_OF_REASON[NO_AUDIO], no_audio
     try:
         if isolate:
-            # Known bug, left as it is (a fix changes behaviour): run_isolated forwards no keyword arguments, so
-            # this raises TypeError and every file of a retried task is recorded as an ERROR row.
-            result = run_isolated(compute_mel_info, audio, params, silence_peak_dbfs=silence)  # type: ignore[call-arg]
+            result = run_isolated(functools.partial(compute_mel_info, silence_peak_dbfs=silence), audio, params)
         else:
             result = compute_mel_info(audio, params, silence_peak_dbfs=silence)
         return contract.encode_mel(result.mel), result.excerpt.decoded_seconds, None, None, None

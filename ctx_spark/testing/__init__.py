@@ -1,0 +1,1 @@
+"""Fixture generators for tests and benchmarks; never imported by a stage."""

@@ -28,6 +28,10 @@ from typing import Any, Optional
 
 import pyspark
 
+from ctx_spark.testing.processes import alive, cmdline, process_tree, signal_all, stat, tail
+
+__all__ = ["EXECUTOR_CLASS", "StandaloneCluster", "app_json", "cmdline", "free_port", "process_tree"]
+
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 SPARK_CLASS = SPARK_HOME / "bin" / "spark-class"
 SPARK_SUBMIT = SPARK_HOME / "bin" / "spark-submit"
@@ -46,72 +50,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _stat(pid: int) -> Optional[tuple[int, str, int]]:
-    """(parent pid, state letter, start time in clock ticks) of a process, None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[1]), fields[0], int(fields[19])
-
-
-def process_tree(pid: int) -> list[tuple[int, int]]:
-    """``pid`` and all its live descendants, as (pid, start time) pairs, parents first."""
-    parents: dict[int, list[int]] = {}
-    starts: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            info = _stat(int(entry))
-            if info is not None and info[1] != "Z":
-                parents.setdefault(info[0], []).append(int(entry))
-                starts[int(entry)] = info[2]
-    if pid not in starts:
-        return []
-    tree, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop(0)
-        tree.append((current, starts[current]))
-        frontier += [c for c in parents.get(current, []) if c in starts]
-    return tree
-
-
-def alive(processes: Sequence[tuple[int, int]]) -> list[int]:
-    """The pids of ``processes`` (pid, start time) still running (zombies count as gone;
-    a reused pid, whose start time differs, too)."""
-    left = []
-    for pid, start in processes:
-        info = _stat(pid)
-        if info is not None and info[1] != "Z" and info[2] == start:
-            left.append(pid)
-    return left
-
-
-def cmdline(pid: int) -> str:
-    """A process's command line, '' when it is gone."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _signal(processes: Sequence[tuple[int, int]], sig: int) -> None:
-    for pid in alive(processes):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def tail(path: Path, chars: int = 3000) -> str:
-    """The last ``chars`` characters of a text file, '' when it does not exist."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return text[-chars:]
-
-
 @dataclass
 class Daemon:
     """One process we started (master, worker or spark-submit) and its log file."""
@@ -122,7 +60,7 @@ class Daemon:
     start: int = 0
 
     def __post_init__(self) -> None:
-        info = _stat(self.process.pid)
+        info = stat(self.process.pid)
         self.start = info[2] if info else 0
 
     @property
@@ -151,13 +89,13 @@ class Daemon:
         """Send ``sig`` to the whole tree and group, SIGKILL what is left after ``grace``
         seconds; reap the process. Returns the pids still alive at the end (none expected)."""
         everything = list(dict.fromkeys(self.tree() + self.group()))
-        _signal(everything, sig)
+        signal_all(everything, sig)
         deadline = time.monotonic() + (grace if sig != signal.SIGKILL else 5.0)
         while alive(everything) and time.monotonic() < deadline:
             self.process.poll()
             time.sleep(0.1)
         if alive(everything):
-            _signal(everything, signal.SIGKILL)
+            signal_all(everything, signal.SIGKILL)
             deadline = time.monotonic() + 10.0
             while alive(everything) and time.monotonic() < deadline:
                 self.process.poll()

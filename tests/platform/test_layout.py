@@ -151,5 +151,5 @@ def test_jobs_are_thin_entry_points() -> None:
         if path.name == "__init__.py":
             continue
         text = path.read_text(encoding="utf-8")
-        assert len(text.splitlines()) <= 30, path
+        assert len(text.splitlines()) <= 35, path
         assert "from ctx_spark.cli import main" in text, path
