@@ -54,8 +54,20 @@ def test_labelling_refuses_an_output_overlapping_an_input_table(spark, tmp_path,
     tracks = Path(paths["tracks"])
     out = {"equal": tracks, "inside": tracks / "labels", "around": tmp_path}[inside]
     before = _tree(tmp_path)
-    code = main(["label", "--playlists", paths["playlists"], "--playlist-tracks", paths["playlist_tracks"],
-                 "--tracks", str(tracks), "--out", str(out), *SETS])
+    code = main(
+        [
+            "label",
+            "--playlists",
+            paths["playlists"],
+            "--playlist-tracks",
+            paths["playlist_tracks"],
+            "--tracks",
+            str(tracks),
+            "--out",
+            str(out),
+            *SETS,
+        ]
+    )
     assert code == 2
     assert "overlaps the input --" in capsys.readouterr().err
     assert _tree(tmp_path) == before

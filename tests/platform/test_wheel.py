@@ -75,16 +75,29 @@ def test_the_installed_command_labels_a_catalogue_from_outside_the_repository(wh
     )
     deps = [p for p in site.getsitepackages() + [sysconfig.get_paths()["purelib"]] if os.path.isdir(p)]
     (purelib / "test-deps.pth").write_text("\n".join(dict.fromkeys(deps)) + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CTX_SPARK_CONF_DIR")}
+    # --ignore-installed: the dependencies' directory may hold the checkout's own (editable) install.
     install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--ignore-installed",
+            str(wheel),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
     assert install.returncode == 0, install.stderr[-3000:]
     work = tmp_path / "elsewhere"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CTX_SPARK_CONF_DIR")}
     env.update(SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python))
     command = str(venv / "bin" / "ctx-spark")
     where = subprocess.run(
