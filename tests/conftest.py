@@ -36,6 +36,28 @@ TEST_SPARK_OVERRIDES = (
 )
 
 
+#: Whole modules in the slow lane (each one runs whole stages, a refresh or a training on
+#: real data); single slow tests elsewhere carry ``@pytest.mark.slow``. ``scripts/test.sh -m
+#: "not slow"`` is the development fast lane; CI runs everything.
+SLOW_MODULES = frozenset(
+    {
+        "tests/refresh/test_refresh.py",
+        "tests/dataset/test_dataset_pipeline.py",
+        "tests/dataset/test_dataset_ibrahim.py",
+        "tests/training/test_train_pipeline.py",
+        "tests/training/test_train_resume.py",
+        "tests/extract/test_audio_extract.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark the tests of :data:`SLOW_MODULES` slow."""
+    for item in items:
+        if Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix() in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 def shared_data(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test when it is not there."""
     path = SHARED_DATA.joinpath(*parts)
