@@ -62,7 +62,7 @@ TITLES = ("{c}", "{c} mix", "my {c} playlist", "{C} VIBES", "best of {c}", "{c} 
 
 def build_audio(directory: Path, per_clip: int, clips: Path, seed: int) -> dict[int, int]:
     """Cut and encode the excerpts once (cached); returns track_id -> recording index."""
-    from bench.extract_mels import _encode
+    from ctx_spark.testing.corpus import encode_excerpt
 
     rng = np.random.default_rng(seed)
     names = list(RECORDINGS)
@@ -86,7 +86,7 @@ def build_audio(directory: Path, per_clip: int, clips: Path, seed: int) -> dict[
         directory.mkdir(parents=True)
         started = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(2) as pool:
-            pool.map(_encode, jobs, chunksize=4)
+            pool.map(encode_excerpt, jobs, chunksize=4)
         marker.write_text("")
         print(f"encoded {len(jobs)} excerpts in {time.perf_counter() - started:.0f} s under {directory}", flush=True)
     return recording_of

@@ -221,7 +221,7 @@ def ensure_audio(cache: Path, tracks: int, repeat: int) -> Path:
     linked ``repeat`` times under new track ids in a fresh directory."""
     clips = ROOT.parent / "shared" / "data" / "librosa_data" / "audio"
     if clips.is_dir():
-        from extract_mels import build_corpus  # bench/extract_mels.py
+        from ctx_spark.testing.corpus import build_corpus
 
         files = build_corpus(cache / f"corpus-{tracks}", tracks, clips)
     else:
