@@ -10,8 +10,10 @@ API differences between the supported versions, and where they are handled:
 
 * PySpark 3.5 versus 4.x: 3.5's ``F.array_position`` takes only a literal value;
   :func:`array_position` takes a column on both.
-* pandas 3 (copy-on-write, the ``str`` dtype), numpy 2 (NEP 50 promotion, removed
-  aliases), librosa 1.0 (keyword-only arguments, no audioread) and pyarrow's dataset API
+* numpy 1.26 versus 2.x: ``np.trapezoid`` is new in 2.0 and ``np.trapz`` is gone by 2.5;
+  :func:`trapezoid` is whichever exists.
+* pandas 3 (copy-on-write, the ``str`` dtype), numpy 2 (NEP 50 promotion, the other
+  removed aliases), librosa 1.0 (keyword-only arguments, no audioread) and pyarrow's dataset API
   (14 to 26): nothing in ctx-spark depends on the difference; both test environments run
   the whole suite, and their outputs are compared (.ci/run).
 * PySpark 4.3 with pandas 3 warns "PySpark does not yet fully support pandas >= 3.0.0"
@@ -25,9 +27,10 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ctx_spark.errors import CtxSparkError
 
@@ -159,3 +162,12 @@ def array_position(array: Column, value: Column) -> Column:
     from pyspark.sql import functions as F
 
     return F.call_function("array_position", array, value)
+
+
+def trapezoid(y: Any, x: Any) -> float:
+    """The trapezoidal integral of ``y`` over ``x``: ``np.trapezoid`` (numpy 2), or
+    ``np.trapz``, its name in numpy 1.x (removed from numpy's namespace by 2.5)."""
+    import numpy as np
+
+    integrate: Callable[[Any, Any], Any] = getattr(np, "trapezoid", None) or np.trapz  # type: ignore[attr-defined,unused-ignore]
+    return float(integrate(y, x))

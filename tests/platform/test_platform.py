@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from packaging.requirements import Requirement
 
@@ -160,3 +161,15 @@ def test_a_missing_train_extra_says_how_to_get_tensorflow():
     (line,) = done.stderr.strip().splitlines()
     assert "ctx-spark score needs the 'train' extra (tensorflow not installed)" in line
     assert "'ctx-spark[train,tf-cpu]' (CPU) or 'ctx-spark[train,tf-gpu]'" in line
+
+
+def test_the_roc_chart_integrates_on_either_numpy(tmp_path):
+    """np.trapz is gone from numpy 2.5 and np.trapezoid is new in 2.0: platform.trapezoid is
+    whichever exists, and the report site's ROC chart (re-plotted from predictions) uses it."""
+    assert platform.trapezoid([0.0, 1.0, 1.0], [0.0, 0.5, 1.0]) == pytest.approx(0.75)
+    from ctx_spark.explorer import charts
+
+    labels = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], dtype=float)
+    probs = np.array([[0.9, 0.2], [0.1, 0.8], [0.7, 0.6], [0.3, 0.1]])
+    chart = charts.roc(tmp_path, "roc.png", labels, probs, ["a", "b"], "ROC")
+    assert (tmp_path / "roc.png").stat().st_size > 0 and chart.width > 0
