@@ -10,6 +10,14 @@ API differences between the supported versions, and where they are handled:
 
 * PySpark 3.5 versus 4.x: 3.5's ``F.array_position`` takes only a literal value;
   :func:`array_position` takes a column on both.
+* PyAV 18 versus 19: up to 18, ``av.open`` raises UnicodeDecodeError on metadata that is
+  not UTF-8 unless given ``metadata_errors="ignore"``; 19 removed that argument (a
+  TypeError) and decodes metadata with surrogate escapes. :func:`av_read_options` gives
+  the arguments for the installed one.
+* librosa 0.x versus 1.0: before 1.0, ``librosa.load`` falls back to audioread (the
+  ffmpeg program) for formats libsndfile cannot read, such as M4A; 1.0 removed audioread.
+  ctx-spark decodes those with PyAV itself; :func:`librosa_loads_through_ffmpeg` says
+  whether librosa can serve as a reference for them (tests).
 * numpy 1.26 versus 2.x: ``np.trapezoid`` is new in 2.0 and ``np.trapz`` is gone by 2.5;
   :func:`trapezoid` is whichever exists.
 * pandas 3 (copy-on-write, the ``str`` dtype), numpy 2 (NEP 50 promotion, the other
@@ -171,3 +179,17 @@ def trapezoid(y: Any, x: Any) -> float:
 
     integrate: Callable[[Any, Any], Any] = getattr(np, "trapezoid", None) or np.trapz  # type: ignore[attr-defined,unused-ignore]
     return float(integrate(y, x))
+
+
+def av_read_options(av: Any) -> dict[str, str]:
+    """Keyword arguments for ``av.open(file, mode="r", ...)`` that keep metadata which is
+    not UTF-8 (an ID3 tag in Latin-1, say) from failing the open: ``metadata_errors`` up to
+    PyAV 18, nothing from 19 on (the argument is gone; metadata never fails to decode)."""
+    return {"metadata_errors": "ignore"} if version_tuple(av.__version__) < (19,) else {}
+
+
+def librosa_loads_through_ffmpeg() -> bool:
+    """Whether ``librosa.load`` can read what libsndfile cannot (M4A, AAC) through audioread
+    and the ffmpeg program: librosa before 1.0 with audioread installed."""
+    version = installed_version("librosa")
+    return version is not None and version_tuple(version) < (1,) and importlib.util.find_spec("audioread") is not None

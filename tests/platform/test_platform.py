@@ -173,3 +173,23 @@ def test_the_roc_chart_integrates_on_either_numpy(tmp_path):
     probs = np.array([[0.9, 0.2], [0.1, 0.8], [0.7, 0.6], [0.3, 0.1]])
     chart = charts.roc(tmp_path, "roc.png", labels, probs, ["a", "b"], "ROC")
     assert (tmp_path / "roc.png").stat().st_size > 0 and chart.width > 0
+
+
+def test_pyav_opens_a_file_whose_metadata_is_not_utf8(tmp_path):
+    """PyAV 18 needs metadata_errors="ignore" for such a tag and PyAV 19 refuses that
+    argument: platform.av_read_options fits the installed one (a real MP3 with an ID3 title
+    in Latin-1 bytes although the frame says UTF-8)."""
+    av = pytest.importorskip("av")
+    data = (ROOT / "tests" / "fixtures" / "audio" / "audio_example.mp3").read_bytes()
+    if data[:3] == b"ID3":  # drop the clip's own tag
+        size = data[6:10]
+        data = data[10 + ((size[0] << 21) | (size[1] << 14) | (size[2] << 7) | size[3]) :]
+    text = b"\x03caf\xe9 \xff\xfe"  # text encoding 3 (UTF-8), Latin-1 bytes
+    frame = b"TIT2" + len(text).to_bytes(4, "big") + b"\x00\x00" + text
+    n = len(frame)
+    path = tmp_path / "latin1-title.mp3"
+    path.write_bytes(
+        b"ID3\x03\x00\x00" + bytes([(n >> 21) & 127, (n >> 14) & 127, (n >> 7) & 127, n & 127]) + frame + data
+    )
+    with av.open(str(path), mode="r", **platform.av_read_options(av)) as container:
+        assert "title" in container.metadata and [s.type for s in container.streams] == ["audio"]
