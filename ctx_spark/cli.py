@@ -64,7 +64,17 @@ COMMANDS: dict[str, tuple[str, str, Optional[str]]] = {
 }
 
 #: extra -> the packages it installs that its commands import.
-EXTRAS: dict[str, tuple[str, ...]] = {"train": ("tensorflow", "keras"), "petastorm": ("petastorm",)}
+EXTRAS: dict[str, tuple[str, ...]] = {"train": ("tensorflow", "keras", "sklearn"), "petastorm": ("petastorm",)}
+
+#: extra -> what else to say about installing it. TensorFlow is not in the train extra
+#: itself: the CPU or GPU build is the platform's choice (setup.cfg's tf-cpu, tf-gpu).
+INSTALL_HINTS: dict[str, str] = {
+    "train": (
+        "; with no TensorFlow on the platform yet, add a build: 'ctx-spark[train,tf-cpu]' (CPU) or "
+        "'ctx-spark[train,tf-gpu]' (NVIDIA GPU, Linux), docs/platforms.md"
+    ),
+    "petastorm": " (it needs pyarrow < 15, hence numpy < 2)",
+}
 
 
 def _absent(package: str) -> bool:
@@ -87,7 +97,7 @@ def check_extra(command: str, extra: str) -> None:
     if missing:
         raise CtxSparkError(
             f"ctx-spark {command} needs the '{extra}' extra ({', '.join(missing)} not installed): "
-            f"pip install 'ctx-spark[{extra}]'"
+            f"pip install 'ctx-spark[{extra}]'{INSTALL_HINTS.get(extra, '')}"
         )
 
 
@@ -184,7 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         from ctx_spark.platform import check_versions
 
-        check_versions()
+        check_versions(COMMANDS[name][2])  # before any import that an unsupported version could break
         command = load_command(name)
         args = command_parser(name, command).parse_args(rest)
         return command.run(args, config_from_args(args))

@@ -5,10 +5,10 @@
 #   scripts/demo.sh            # writes demo-out/catalogue, demo-out/labels, demo-out/dataset, demo-out/site
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+VENV="$(scripts/setup.sh)"  # .venv (current); CTX_SPARK_ENV=lts: .venv-lts
 export SPARK_LOCAL_IP=127.0.0.1
-export PYSPARK_PYTHON="$PWD/.venv/bin/python"
-CTX=.venv/bin/ctx-spark
+export PYSPARK_PYTHON="$PWD/$VENV/bin/python"
+CTX="$VENV/bin/ctx-spark"
 OUT=demo-out
 
 echo "== generating a synthetic catalogue (200k playlist-track rows, seed 42) in $OUT/catalogue"

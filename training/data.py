@@ -1,16 +1,18 @@
 """tf.data pipelines over the mel shards: streaming, shuffled, decoded in the graph.
 
-Nothing loads a split into memory. One *pass* reads a split once:
+Nothing loads a split into memory. One *pass* reads a split once, row groups in a seeded
+random order, and delivers ``ceil(rows / batch_size)`` batches:
 
-* row groups in a seeded random order, read by ``workers`` generator streams that tf.data
-  interleaves in parallel; pyarrow reader: stream k reads every workers-th row group with
-  ``pyarrow.parquet`` (blob sizes checked against mel_params.json, vectorised); petastorm
-  reader: stream k is a ``make_batch_reader`` over shard k of ``workers``
-  (``shuffle_row_groups``, ``shuffle_rows``). Both hand over the raw mel bytes;
-* rows shuffled inside each row group, then through a ``shuffle_buffer``-row tf.data
-  buffer, then batched;
-* in the graph: ``tf.io.decode_raw(..., tf.float16)``, reshape, transpose to (frames,
-  mels), cast to float32; prefetch.
+* pyarrow reader (the default): :func:`ctx_spark.shards.batches.shard_batches` reads
+  ``workers`` row groups at a time in threads, views each spectrogram as float16 in the
+  Arrow buffer, and draws every batch at random from a buffer of ``shuffle_buffer`` rows
+  (file order when unshuffled); tf.data receives whole float16 batches;
+* petastorm reader (the ``petastorm`` extra): ``workers`` generator streams, stream k a
+  ``make_batch_reader`` over shard k of ``workers`` (``shuffle_row_groups``,
+  ``shuffle_rows``), interleaved; the raw mel bytes are split into rows, shuffled through
+  a ``shuffle_buffer``-row tf.data buffer, batched and decoded with
+  ``tf.io.decode_raw(..., tf.float16)``;
+* in the graph: reshape, transpose to (frames, mels), cast to float32; prefetch.
 
 Training chains passes seeded by ``seed + epoch`` (``Dataset.range(initial_epoch,
 epochs).flat_map(pass)``) and Keras runs ``steps_per_epoch = ceil(rows / batch)`` steps per
@@ -28,10 +30,10 @@ weights its variant needs, so the validation loss uses the same weights as train
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Optional
@@ -39,9 +41,11 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from ctx_spark.errors import InputError
+from ctx_spark.errors import ConfigError, InputError
 from ctx_spark.fs import dataset_url
+from ctx_spark.platform import check_versions
 from ctx_spark.shards import contract
+from ctx_spark.shards.batches import PassPlan, shard_batches
 from ctx_spark.shards.reader import ShardSplit, table_arrays
 from training.settings import DataSettings
 
@@ -59,17 +63,19 @@ def columns_for(split: ShardSplit, with_targets: bool, with_ids: bool) -> list[s
     return columns
 
 
-def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int) -> dict:
+def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int, mel_as_bytes: bool) -> dict:
     n_mels, n_frames = split.params.shape
     spec: dict[str, tf.TensorSpec] = {}
     for name in columns:
         if name == contract.TRACK_ID:
             is_string = str(split.id_type) in ("string", "large_string")
             spec[name] = tf.TensorSpec((None,), tf.string if is_string else tf.int64)
-        elif name == contract.MEL:
-            # raw float16 bytes, one string per row: per-row tf.string elements are far
-            # cheaper to unbatch, shuffle and batch than (96, 646) float16 slices
+        elif name == contract.MEL and mel_as_bytes:
+            # petastorm: raw float16 bytes, one string per row, cheaper to unbatch, shuffle
+            # and batch in tf.data than (96, 646) float16 slices
             spec[name] = tf.TensorSpec((None,), tf.string)
+        elif name == contract.MEL:  # pyarrow: float16, already (frames, mels)
+            spec[name] = tf.TensorSpec((None, n_frames, n_mels), tf.float16)
         elif name == contract.LABELS:
             spec[name] = tf.TensorSpec((None, n_contexts), tf.uint8)
         else:
@@ -80,29 +86,38 @@ def _signature(split: ShardSplit, columns: Sequence[str], n_contexts: int) -> di
 # --- readers: one pass over a split, as a dataset of row-group-sized dicts ---------------
 
 
-def _pyarrow_generator(split: ShardSplit, columns: Sequence[str], n_contexts: int):
-    groups = split.row_groups
+def _pyarrow_pass(split: ShardSplit, settings: DataSettings, columns: Sequence[str], n_contexts: int):
+    """A generator function (seed, shuffle, batch_size) -> the pass's batches, for from_generator."""
 
-    def generate(part, parts, seed, shuffle):
-        """Stream ``part`` of ``parts``: every parts-th row group of the pass's order."""
-        part, parts, seed, shuffle = int(part), int(parts), int(seed), bool(shuffle)
-        order = np.random.default_rng(seed).permutation(len(groups)) if shuffle else np.arange(len(groups))
-        rng = np.random.default_rng([seed, part])
-        files: OrderedDict = OrderedDict()
-        for k in order[part::parts]:
-            group = groups[int(k)]
-            table = split.read_row_group(group, columns, files)
-            arrays = table_arrays(
-                table, split.params, n_contexts, f"{group.path} row group {group.index}", mel_as_bytes=True
-            )
-            if contract.TRACK_ID in arrays and arrays[contract.TRACK_ID].dtype == object:
-                arrays[contract.TRACK_ID] = arrays[contract.TRACK_ID].astype(bytes)
-            if shuffle:
-                perm = rng.permutation(group.rows)
-                arrays = {name: value[perm] for name, value in arrays.items()}
-            yield arrays
+    def generate(seed, shuffle, batch_size):
+        plan = PassPlan(
+            columns=tuple(columns),
+            n_contexts=n_contexts,
+            batch_size=int(batch_size),
+            shuffle=bool(shuffle),
+            seed=int(seed),
+            shuffle_buffer=settings.shuffle_buffer,
+            read_ahead=max(1, settings.workers),
+            frames_first=True,
+        )
+        yield from shard_batches(split, plan)
 
     return generate
+
+
+def require_petastorm() -> None:
+    """Refuse the petastorm reader, before a pass starts, where petastorm cannot run.
+
+    Raises:
+        ConfigError: petastorm is not installed (names the extra), or a package it depends on
+            is outside the range it works with (petastorm 0.13.1 needs pyarrow < 15).
+    """
+    if importlib.util.find_spec("petastorm") is None:
+        raise ConfigError(
+            "train.data.reader is 'petastorm' but petastorm is not installed: pip install 'ctx-spark[petastorm]' "
+            "(it needs pyarrow < 15, hence numpy < 2), or use the default reader, --set train.data.reader=pyarrow"
+        )
+    check_versions("petastorm")
 
 
 def _petastorm_generator(split: ShardSplit, columns: Sequence[str], n_contexts: int):
@@ -174,20 +189,25 @@ def batched_pass(
     shuffle: bool,
     batch_size: int,
 ) -> tf.data.Dataset:
-    """One pass over ``split`` as batches (dicts of tensors, mel not yet decoded).
+    """One pass over ``split`` as ``ceil(rows / batch_size)`` batches (dicts of tensors,
+    mel not yet decoded: float16 from the pyarrow reader, raw bytes from petastorm).
 
-    ``seed`` may be a Python int or a scalar int64 tensor. ``workers`` row-group streams
-    are interleaved, split into rows, shuffled through the ``shuffle_buffer`` (when
-    ``shuffle``) and batched.
+    ``seed`` may be a Python int or a scalar int64 tensor.
+
+    Raises:
+        ConfigError: the petastorm reader is chosen where it cannot run.
     """
     seed = tf.cast(seed, tf.int64)
-    parts = max(1, min(settings.workers, len(split.row_groups)))
-    signature = _signature(split, columns, n_contexts)
     if settings.reader == "pyarrow":
-        generate = _pyarrow_generator(split, columns, n_contexts)
-    else:
-        generate = _petastorm_generator(split, columns, n_contexts)
-    rows = _interleaved(generate, signature, parts, seed, shuffle).unbatch()
+        signature = _signature(split, columns, n_contexts, mel_as_bytes=False)
+        generate = _pyarrow_pass(split, settings, columns, n_contexts)
+        return tf.data.Dataset.from_generator(
+            generate, output_signature=signature, args=(seed, shuffle, tf.constant(batch_size, tf.int64))
+        )
+    require_petastorm()
+    parts = max(1, min(settings.workers, len(split.row_groups)))
+    signature = _signature(split, columns, n_contexts, mel_as_bytes=True)
+    rows = _interleaved(_petastorm_generator(split, columns, n_contexts), signature, parts, seed, shuffle).unbatch()
     if shuffle:
         rows = rows.shuffle(settings.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     return rows.batch(batch_size)
@@ -222,9 +242,13 @@ def input_errors() -> Iterator[None]:
 # --- decoding and targets ----------------------------------------------------------------
 
 
-def decode_mel_batch(mel: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
-    """Float16 (B, n_mels, n_frames) or raw bytes (B,) -> float32 (B, n_frames, n_mels)."""
+def decode_mel_batch(mel: tf.Tensor, shape: tuple[int, int], frames_first: bool = False) -> tf.Tensor:
+    """Float16 (B, n_mels, n_frames) or raw bytes (B,) -> float32 (B, n_frames, n_mels);
+    with ``frames_first`` (the pyarrow reader's batches), float16 (B, n_frames, n_mels) is
+    only cast."""
     n_mels, n_frames = shape
+    if frames_first:
+        return tf.cast(tf.ensure_shape(mel, [None, n_frames, n_mels]), tf.float32)
     if mel.dtype == tf.string:
         nbytes = n_mels * n_frames * 2
         check = tf.debugging.assert_equal(
@@ -236,6 +260,10 @@ def decode_mel_batch(mel: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
             mel = tf.io.decode_raw(mel, tf.float16, little_endian=True)
     mel = tf.reshape(mel, [-1, n_mels, n_frames])
     return tf.cast(tf.transpose(mel, [0, 2, 1]), tf.float32)
+
+
+def _decode(batch: dict, shape: tuple[int, int], settings: DataSettings) -> tf.Tensor:
+    return decode_mel_batch(batch[contract.MEL], shape, frames_first=settings.reader == "pyarrow")
 
 
 def targets(batch: dict) -> tf.Tensor:
@@ -266,7 +294,7 @@ def training_dataset(
         return batched_pass(split, settings, columns, n_contexts, pass_seed, True, settings.batch_size)
 
     dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_pass)
-    dataset = dataset.map(lambda b: (decode_mel_batch(b[contract.MEL], shape), targets(b)), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(lambda b: (_decode(b, shape, settings), targets(b)), num_parallel_calls=AUTOTUNE)
     return _prefetch(dataset, settings)
 
 
@@ -277,7 +305,7 @@ def evaluation_dataset(
     columns = columns_for(split, with_targets=True, with_ids=False)
     shape = split.params.shape
     dataset = batched_pass(split, settings, columns, n_contexts, 0, False, batch_size or settings.batch_size)
-    dataset = dataset.map(lambda b: (decode_mel_batch(b[contract.MEL], shape), targets(b)), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(lambda b: (_decode(b, shape, settings), targets(b)), num_parallel_calls=AUTOTUNE)
     dataset = dataset.apply(
         tf.data.experimental.assert_cardinality(steps_per_pass(split, batch_size or settings.batch_size))
     )
@@ -294,7 +322,7 @@ def prediction_batches(
         columns = [c for c in columns if c not in contract.WEIGHT_COLUMNS]
     shape = split.params.shape
     dataset = batched_pass(split, settings, columns, n_contexts, 0, False, batch_size).map(
-        lambda b: {**{k: v for k, v in b.items() if k != contract.MEL}, "x": decode_mel_batch(b[contract.MEL], shape)},
+        lambda b: {**{k: v for k, v in b.items() if k != contract.MEL}, "x": _decode(b, shape, settings)},
         num_parallel_calls=AUTOTUNE,
     )
     for batch in _prefetch(dataset, settings):

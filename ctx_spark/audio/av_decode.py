@@ -47,6 +47,7 @@ import numpy as np
 from ctx_spark.audio.decode import EofWatch, ExcerptPlan, plan_excerpt
 from ctx_spark.audio.errors import CORRUPT, NOT_AUDIO, TRUNCATED, UNSUPPORTED_FORMAT, AudioError
 from ctx_spark.audio.params import MelParams
+from ctx_spark.platform import av_read_options
 
 #: Decoding starts this long before the excerpt after a seek and the surplus is dropped:
 #: a lossy decoder (AAC: 1024 samples, Opus: 80 ms) needs the previous frames' overlap.
@@ -232,7 +233,7 @@ def _opened(target: Union[str, BinaryIO]) -> Iterator[EofWatch]:
 def _open_container(av, watch: EofWatch, name: str, size: int, target: Union[str, BinaryIO]):
     watch.seek(0)
     try:
-        return av.open(watch, mode="r", metadata_errors="ignore")
+        return av.open(watch, mode="r", **av_read_options(av))
     except (av.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
         what, media = describe_content(target, size)
         if not media:

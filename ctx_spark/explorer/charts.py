@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ctx_spark.platform import trapezoid
+
 DPI = 100
 
 
@@ -58,7 +60,7 @@ def roc(
         order = np.argsort(-probs[:, c], kind="stable")
         tp = np.concatenate([[0], np.cumsum(y[order])]) / y.sum()
         fp = np.concatenate([[0], np.cumsum(~y[order])]) / (~y).sum()
-        ax.plot(fp, tp, color=colours(c % 20), linewidth=1.2, label=f"{context} ({np.trapz(tp, fp):.2f})")
+        ax.plot(fp, tp, color=colours(c % 20), linewidth=1.2, label=f"{context} ({trapezoid(tp, fp):.2f})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")

@@ -16,6 +16,7 @@ from ctx_spark import io, schema
 from ctx_spark.errors import InputError
 from ctx_spark.extract.settings import ExtractSettings
 from ctx_spark.logs import get_logger
+from ctx_spark.platform import array_position
 from ctx_spark.schema import TRACK_ID
 from ctx_spark.shards.contract import AUDIO, AUDIO_MTIME, AUDIO_SIZE
 
@@ -61,9 +62,7 @@ def list_audio_dir(spark: SparkSession, audio_dir: str, settings: ExtractSetting
     name = F.regexp_extract("path", r"([^/]+)$", 1)
     ext = F.lower(F.regexp_extract(name, r"\.([^.]+)$", 1))
     extensions = [e.lower() for e in settings.extensions]
-    # array_position with a column as the value: through call_function, which PySpark 3.5 has
-    # too (its array_position takes only a literal value).
-    rank = F.call_function("array_position", F.array(*[F.lit(e) for e in extensions]), ext)
+    rank = array_position(F.array(*[F.lit(e) for e in extensions]), ext)
     files = listed.select(
         F.regexp_extract(name, r"^(.+)\.[^.]+$", 1).alias("stem"),
         F.col("path").alias(AUDIO),

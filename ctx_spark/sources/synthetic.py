@@ -157,7 +157,7 @@ def _build_pools(
         if g is not None:
             if g not in shared:
                 members = [i for i, n in enumerate(names) if group_of.get(n) == g]
-                shared[g] = rng.choice(tracks.n, size=int(sizes[members].max()), replace=False)
+                shared[g] = rng.choice(tracks.n, size=int(np.max(sizes[members])), replace=False)
             k = int(sizes[c] * p.pool_overlap)
             own = np.concatenate([shared[g][:k], own[: sizes[c] - k]])
         pools.append(own)

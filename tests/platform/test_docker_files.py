@@ -1,7 +1,8 @@
 """docker/: what can be checked without building the image (no registry access here).
 
 The compose file parses and describes the documented cluster, every path the Dockerfile
-copies exists, the image is consistent with setup.cfg, and the entry point is valid bash
+copies exists, the image is the `current` environment of constraints/current.txt (its
+Python, its pyspark as the image's Spark), and the entry point is valid bash
 that hands the right command lines to spark-class / spark-submit (run against stand-ins
 that print their arguments).
 """
@@ -16,6 +17,7 @@ import subprocess
 import pytest
 import yaml
 
+from ctx_spark import platform
 from tests.conftest import ROOT
 
 DOCKER = ROOT / "docker"
@@ -38,6 +40,21 @@ def setup_cfg() -> configparser.ConfigParser:
     return parser
 
 
+def current_constraints() -> dict[str, str]:
+    """name -> version pinned by constraints/current.txt, and its Python ('python')."""
+    text = (ROOT / "constraints" / "current.txt").read_text()
+    pins = {}
+    for row in text.splitlines():
+        row = row.split("#")[0].strip()
+        if "==" in row:
+            name, version = row.split("==")
+            pins[name.strip().lower()] = version.strip()
+    python = re.search(r"Python (3\.\d+)", text)
+    assert python, "constraints/current.txt names its Python version in its header"
+    pins["python"] = python.group(1)
+    return pins
+
+
 def test_every_copied_path_exists_in_the_build_context():
     compose = yaml.safe_load(COMPOSE.read_text())
     build = compose["x-spark"]["build"]
@@ -52,20 +69,27 @@ def test_every_copied_path_exists_in_the_build_context():
     assert entry and "/opt/ctx-spark/docker/entrypoint.sh" in entry[0]
 
 
-def test_image_matches_setup_cfg():
+def test_image_is_the_current_environment():
     instructions = dockerfile_instructions()
+    pins = current_constraints()
+    python = pins["python"]
     base = [args for kind, args in instructions if kind == "FROM"]
-    assert base == ["python:3.11-slim-bookworm"]
-    assert ">=3.11,<3.12" in setup_cfg()["options"]["python_requires"]
+    assert base == [f"python:{python}-slim-bookworm"]
+    low, high = (".".join(map(str, v)) for v in (platform.PYTHON[0], platform.PYTHON[1]))
+    assert setup_cfg()["options"]["python_requires"] == f">={low},<{high}"
+    assert tuple(map(int, python.split("."))) < platform.PYTHON[1]
     run = " ".join(args for kind, args in instructions if kind == "RUN")
-    assert "openjdk-17-jre-headless" in run and "pip install ." in run
-    # The pins live in setup.cfg only: the Dockerfile names no pinned package version.
-    requires = setup_cfg()["options"]["install_requires"].splitlines()
-    pinned = [row.split("==")[0].strip() for row in requires if "==" in row]
-    assert "pyspark" in pinned
-    assert not [p for p in pinned if re.search(rf"{re.escape(p)}\s*==", DOCKERFILE.read_text(), re.I)]
+    assert "openjdk-17-jre-headless" in run
+    assert 'pip install -c constraints/current.txt ".[train,tf-cpu]"' in run
+    copied = " ".join(args for kind, args in instructions if kind == "COPY")
+    assert "constraints/current.txt" in copied
+    # Versions live in the constraints file only: the Dockerfile names none.
+    assert "pyspark" in pins and "tensorflow_cpu" in pins
+    text = DOCKERFILE.read_text()
+    assert not [p for p in pins if p != "python" and re.search(rf"{re.escape(p)}\s*[=<>]=", text, re.I)]
+    # The image's Spark is the pyspark package of that Python: the constraints file's version.
     env = " ".join(args for kind, args in instructions if kind == "ENV")
-    assert "SPARK_HOME=/usr/local/lib/python3.11/site-packages/pyspark" in env
+    assert f"SPARK_HOME=/usr/local/lib/python{python}/site-packages/pyspark" in env
 
 
 def test_compose_is_the_documented_cluster():
