@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from importlib import metadata
-from typing import Optional
+from typing import Any, Optional
 
 from ctx_spark.errors import CtxSparkError
 
@@ -67,3 +67,24 @@ def check_versions() -> None:
                 f"{package} {found} is not supported; ctx-spark needs {package} {_describe(low, high)} "
                 "(docs/platforms.md)"
             )
+
+
+# --- errors raised through Py4J -----------------------------------------------------------
+
+#: Words that open Spark's message for a task that failed reading one input file, the same in
+#: 3.5 (``_LEGACY_ERROR_TEMP_2064``) and 4.x (``FAILED_READ_FILE.*``); the file's path follows.
+READ_FILE_FAILURE = "Encountered error while reading file"
+
+
+def java_throwable(exc: BaseException) -> Any:
+    """The Java exception behind an error raised through Py4J, or None.
+
+    A ``Py4JJavaError`` carries it as ``java_exception``; PySpark's converted errors
+    (``pyspark.errors`` ``AnalysisException``, ``IllegalArgumentException``...) keep it as
+    ``_origin`` in 3.5 and 4.x alike (their other attributes differ: ``desc``/``cause`` in 3.5,
+    ``_desc``/``_cause`` in 4.x), so this is the one version-independent handle on the cause chain.
+    """
+    throwable = getattr(exc, "java_exception", None)
+    if throwable is None:
+        throwable = getattr(exc, "_origin", None)
+    return throwable
