@@ -46,8 +46,8 @@ _OUTPUT_ERRNOS = {
     errno.EACCES: ("permission denied", _ACCESS),
     errno.EPERM: ("operation not permitted", _ACCESS),
 }
-#: Words of a Java exception's class or message (Hadoop, S3A, HDFS) -> what they mean.
-_JAVA_MARKERS = (
+#: Words of an error's message or Java class (Hadoop, S3A, HDFS, pyarrow) -> what they mean.
+_MARKERS = (
     ("No space left on device", _OUTPUT_ERRNOS[errno.ENOSPC]),
     ("Disk quota exceeded", _OUTPUT_ERRNOS[errno.EDQUOT]),
     ("DSQuotaExceededException", _OUTPUT_ERRNOS[errno.EDQUOT]),
@@ -117,7 +117,9 @@ def output_failure(exc: BaseException) -> Optional[tuple[str, str]]:
     if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
         return _OUTPUT_ERRNOS[exc.errno]
     text = " ".join(f"{name} {message}" for name, message in chain(exc))
-    return next((meaning for marker, meaning in _JAVA_MARKERS if marker in text), None) if text else None
+    if not text and isinstance(exc, OSError):  # pyarrow's OSError carries the errno in its text only
+        text = str(exc)
+    return next((meaning for marker, meaning in _MARKERS if marker in text), None) if text else None
 
 
 @contextmanager

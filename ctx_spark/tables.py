@@ -110,7 +110,9 @@ def _without_scheme(path: str) -> str:
 def _partition_keys(root: str, path: str) -> set[str]:
     """Partition columns (``col=value`` directories) between ``root`` and the file."""
     base, inner = _without_scheme(root).rstrip("/"), _without_scheme(path)
-    relative = inner[len(base) :] if inner.startswith(base + "/") else inner
+    if not inner.startswith(base + "/"):  # the table is this one file
+        return set()
+    relative = inner[len(base) :]
     return {part.split("=", 1)[0] for part in relative.strip("/").split("/")[:-1] if "=" in part}
 
 
