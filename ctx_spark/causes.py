@@ -31,6 +31,7 @@ _WRAPPERS = (
     "Exception thrown in awaitResult",
     "Job aborted",
     "Writing job aborted",
+    "Task failed while writing rows",  # 3.5 wraps a read failure met by a writing task in this
 )
 _ERROR_CLASS = re.compile(r"^\[[A-Za-z0-9_.]+\]\s*")
 _SQLSTATE = re.compile(r"\s*SQLSTATE:\s*\w+\s*$")
@@ -84,9 +85,10 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS - 3] + "..."
 
 
-def describe(exc: BaseException) -> str:
-    """One line for ``exc``: the outermost informative message, and the root cause when it
-    says something more (``... is not a Parquet file``), without Java stack frames."""
+def describe(exc: BaseException, prefer: str = "") -> str:
+    """One line for ``exc``: the outermost informative message (the first holding
+    ``prefer``, when one does), and the root cause when it says something more
+    (``... is not a Parquet file``), without Java stack frames."""
     messages = []
     for name, message in chain(exc):
         text = _clean(message)
@@ -95,7 +97,8 @@ def describe(exc: BaseException) -> str:
         messages.append(text or name.rsplit(".", 1)[-1])
     if not messages:
         return _short(_clean(str(exc)) or type(exc).__name__)
-    first, root = messages[0], messages[-1]
+    first = next((m for m in messages if prefer and prefer in m), messages[0])
+    root = messages[-1]
     return _short(first if root in first else f"{first} (cause: {root})")
 
 
@@ -107,7 +110,7 @@ def came_through_spark(exc: BaseException) -> bool:
 def read_failure(exc: BaseException) -> Optional[str]:
     """The one-line cause when ``exc`` is a Spark task failing to read an input file."""
     if any(platform.READ_FILE_FAILURE in message for _name, message in chain(exc)):
-        return describe(exc)
+        return describe(exc, prefer=platform.READ_FILE_FAILURE)
     return None
 
 
