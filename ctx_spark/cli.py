@@ -22,7 +22,7 @@ from typing import Optional
 
 from ctx_spark import __version__
 from ctx_spark.config import Config, load_config
-from ctx_spark.errors import CtxSparkError
+from ctx_spark.errors import ConfigError, CtxSparkError
 
 #: Exit code for bad input or configuration (a clear message, no traceback).
 EXIT_BAD_INPUT = 2
@@ -37,11 +37,15 @@ class Command:
         add_arguments: adds the subcommand's own options to its parser.
         run: does the work with the parsed options and the loaded configuration; returns
             the exit code.
+        sections: the configuration sections it reads (names in :data:`SECTIONS`); each is
+            built and range-checked before ``run``, so a bad value fails before the
+            SparkSession (or TensorFlow) starts.
     """
 
     description: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace, Config], int]
+    sections: tuple[str, ...] = ()
 
 
 #: name -> (module:attribute of its Command, one-line summary, the extra it needs or None).
@@ -61,6 +65,19 @@ COMMANDS: dict[str, tuple[str, str, Optional[str]]] = {
     "report": ("ctx_spark.explorer.cli:REPORT", "write the static HTML report site of a snapshot", None),
     "top": ("ctx_spark.commands:TOP", "print the top tracks of a context", None),
     "config": ("ctx_spark.commands:CONFIG", "print the effective configuration and where each value came from", None),
+}
+
+#: config section -> ``module:class`` of its typed, range-checked settings (imported when a
+#: command that reads the section runs; none of these modules imports Spark jobs or TensorFlow).
+SECTIONS: dict[str, str] = {
+    "spark": "ctx_spark.spark:SparkSettings",
+    "label": "ctx_spark.label.settings:LabelSettings",
+    "dataset": "ctx_spark.dataset.settings:DatasetSettings",
+    "audio": "ctx_spark.audio.params:MelParams",
+    "extract": "ctx_spark.extract.settings:ExtractSettings",
+    "refresh": "ctx_spark.refresh.settings:RefreshSettings",
+    "score": "training.score.settings:ScoreSettings",
+    "train": "training.settings:TrainSettings",
 }
 
 #: extra -> the packages it installs that its commands import.
@@ -126,6 +143,19 @@ def job_parser(description: Optional[str], prog: Optional[str] = None) -> argpar
 def config_from_args(args: argparse.Namespace) -> Config:
     """Load the configuration named by ``--conf`` and ``--set``."""
     return load_config(args.conf, args.overrides)
+
+
+def check_sections(cfg: Config, names: Sequence[str]) -> None:
+    """Build every section in ``names`` (types and ranges checked by its dataclass).
+
+    Raises:
+        ConfigError: a value is missing, unknown, of the wrong type or out of range.
+    """
+    for name in names:
+        if name not in SECTIONS:
+            raise ConfigError(f"no settings class is known for the config section '{name}'")
+        module_name, attribute = SECTIONS[name].split(":")
+        cfg.section(name, getattr(importlib.import_module(module_name), attribute))
 
 
 def run_main(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
@@ -197,7 +227,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         check_versions(COMMANDS[name][2])  # before any import that an unsupported version could break
         command = load_command(name)
         args = command_parser(name, command).parse_args(rest)
-        return command.run(args, config_from_args(args))
+        cfg = config_from_args(args)
+        check_sections(cfg, command.sections)
+        return command.run(args, cfg)
     except CtxSparkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

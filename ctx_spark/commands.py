@@ -54,6 +54,7 @@ example:
   ctx-spark top --snapshot R --context sleep -n 10""",
     add_arguments=_top_arguments,
     run=_top,
+    sections=("spark",),
 )
 
 

@@ -19,3 +19,7 @@ class InputError(CtxSparkError, ValueError):
 
 class ConcurrentRunError(CtxSparkError, RuntimeError):
     """Another run holds the lock on the same output root."""
+
+
+class OutputError(CtxSparkError, OSError):
+    """An output cannot be written: no space left, no permission, a read-only filesystem."""

@@ -20,7 +20,8 @@ from typing import Any, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 
-from ctx_spark import fs
+from ctx_spark import fs, tables
+from ctx_spark.causes import job_errors, output_errors, read_errors
 from ctx_spark.errors import InputError
 from ctx_spark.schema import TableContract, validate
 
@@ -163,18 +164,30 @@ def staging_path(final: str) -> str:
 def atomic_output(spark: SparkSession, final: str) -> Iterator[str]:
     """Yield a staging path to write to; publish it at ``final`` when the block succeeds.
 
-    On an exception the staging path is deleted and ``final`` is left untouched.
+    On an exception the staging path is deleted and ``final`` is left untouched. A full
+    disk, a missing permission or a read-only filesystem ends as an ``OutputError`` naming
+    ``final``, and an input file the job could not read as an ``InputError`` naming the file
+    (:func:`ctx_spark.causes.job_errors`); other errors keep their traceback.
     """
     final = qualify(final)
     parent = final.rstrip("/").rsplit("/", 1)[0]
-    make_dirs(spark, parent)
-    staging = staging_path(final)
+    with job_errors(final):
+        make_dirs(spark, parent)
+        staging = staging_path(final)
+        try:
+            yield staging
+        except BaseException:
+            _delete_quietly(spark, staging)
+            raise
+        publish(spark, staging, final)
+
+
+def _delete_quietly(spark: SparkSession, path: str) -> None:
+    """Delete a staging path after a failure without hiding that failure."""
     try:
-        yield staging
-    except BaseException:
-        delete_path(spark, staging)
-        raise
-    publish(spark, staging, final)
+        delete_path(spark, path)
+    except Exception:  # the original error matters more; a stale staging path is skipped by readers
+        pass
 
 
 def write_parquet(df: DataFrame, final: str, *, partition_by: tuple[str, ...] = ()) -> None:
@@ -195,16 +208,21 @@ def write_bytes(spark: SparkSession, final: str, data: bytes) -> None:
     """Write a small binary file (an image) on the driver, atomically, on any Hadoop filesystem."""
     final = qualify(final)
     parent = final.rstrip("/").rsplit("/", 1)[0]
-    make_dirs(spark, parent)
-    staging = staging_path(final)
-    fs = _fs(spark, staging)
-    fs.setWriteChecksum(False)  # no .crc sidecar for small driver-written files
-    stream = fs.create(_jvm_path(spark, staging), True)
-    try:
-        stream.write(bytearray(data))
-    finally:
-        stream.close()
-    publish(spark, staging, final)
+    with output_errors(final):
+        make_dirs(spark, parent)
+        staging = staging_path(final)
+        try:
+            hadoop_fs = _fs(spark, staging)
+            hadoop_fs.setWriteChecksum(False)  # no .crc sidecar for small driver-written files
+            stream = hadoop_fs.create(_jvm_path(spark, staging), True)
+            try:
+                stream.write(bytearray(data))
+            finally:
+                stream.close()
+        except BaseException:
+            _delete_quietly(spark, staging)
+            raise
+        publish(spark, staging, final)
 
 
 def write_json(spark: SparkSession, final: str, obj: Mapping[str, Any]) -> None:
@@ -236,19 +254,45 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def read_table(spark: SparkSession, path: str, contract: TableContract) -> DataFrame:
+def read_parquet(spark: SparkSession, path: str, what: str) -> DataFrame:
+    """``spark.read.parquet(path)``, with Spark's errors (not Parquet, an empty directory,
+    no such path) as one-line :class:`InputError` starting with ``what``."""
+    with read_errors(f"{what}: cannot read Parquet at {path}"):
+        return spark.read.parquet(path)
+
+
+def read_table(spark: SparkSession, path: str, contract: TableContract, *, require_rows: bool = False) -> DataFrame:
     """Read a Parquet table and check it against its contract.
 
+    Every file's footer is read first (:mod:`ctx_spark.tables`), so a table whose files
+    disagree (a column missing from some, or of another type) or that holds a file that is
+    not Parquet is refused before any job runs, instead of failing the job that writes, or
+    silently reading nulls.
+
+    Args:
+        require_rows: refuse a table whose footers count no row (a job for which an empty
+            input can only give an empty, meaningless output).
+
     Raises:
-        InputError: the path does not exist, is not Parquet, or breaks the contract; the
-            message names the table and the path or column.
+        InputError: the path does not exist, is not Parquet, its files disagree, it breaks
+            the contract, or (``require_rows``) it is empty; the message names the table
+            and the path, file or column.
     """
     path = qualify(path)
     if not path_exists(spark, path):
         raise InputError(f"table '{contract.name}': path {path} does not exist")
-    try:
-        df = spark.read.parquet(path)
-    except Exception as exc:  # AnalysisException, Parquet footer errors...
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"table '{contract.name}': cannot read Parquet at {path}: {message}") from None
-    return validate(df, contract)
+    scan = tables.scan_table(spark, path, list(contract.columns))
+    if scan is not None:
+        tables.check_agreement(scan, contract)
+        if scan.files == 0:
+            raise InputError(f"table '{contract.name}': {path} holds no Parquet file (only hidden or empty files)")
+    df = read_parquet(spark, path, f"table '{contract.name}'")
+    validated = validate(df, contract)
+    if require_rows and scan is not None and scan.rows == 0:
+        raise InputError(
+            f"table '{contract.name}': {path} has no rows ({scan.files} file{'s' if scan.files != 1 else ''}, 0 rows); "
+            "an empty input gives an empty result, so the job refuses it"
+        )
+    if require_rows and scan is None and validated.isEmpty():
+        raise InputError(f"table '{contract.name}': {path} has no rows")
+    return validated

@@ -193,3 +193,24 @@ def librosa_loads_through_ffmpeg() -> bool:
     and the ffmpeg program: librosa before 1.0 with audioread installed."""
     version = installed_version("librosa")
     return version is not None and version_tuple(version) < (1,) and importlib.util.find_spec("audioread") is not None
+
+
+# --- errors raised through Py4J -----------------------------------------------------------
+
+#: Words that open Spark's message for a task that failed reading one input file, the same in
+#: 3.5 (``_LEGACY_ERROR_TEMP_2064``) and 4.x (``FAILED_READ_FILE.*``); the file's path follows.
+READ_FILE_FAILURE = "Encountered error while reading file"
+
+
+def java_throwable(exc: BaseException) -> Any:
+    """The Java exception behind an error raised through Py4J, or None.
+
+    A ``Py4JJavaError`` carries it as ``java_exception``; PySpark's converted errors
+    (``pyspark.errors`` ``AnalysisException``, ``IllegalArgumentException``...) keep it as
+    ``_origin`` in 3.5 and 4.x alike (their other attributes differ: ``desc``/``cause`` in 3.5,
+    ``_desc``/``_cause`` in 4.x), so this is the one version-independent handle on the cause chain.
+    """
+    throwable = getattr(exc, "java_exception", None)
+    if throwable is None:
+        throwable = getattr(exc, "_origin", None)
+    return throwable

@@ -32,6 +32,10 @@ SHIPPED_PACKAGES = ("ctx_spark",)
 _shipped: dict[str, set[str]] = {}
 
 
+#: What ``SparkContext.setLogLevel`` accepts (checked before the session starts).
+LOG_LEVELS = ("ALL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARN")
+
+
 @dataclass(frozen=True)
 class SparkSettings:
     """The ``spark`` config section (conf/spark.yaml)."""
@@ -40,6 +44,15 @@ class SparkSettings:
     log_level: str
     ship_package: bool
     conf: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.master.strip():
+            raise ValueError("master must not be empty (e.g. local[*], yarn, spark://host:7077)")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        nested = [key for key, value in self.conf.items() if isinstance(value, (Mapping, list, tuple))]
+        if nested:
+            raise ValueError(f"conf.{nested[0]} must be one value (a string, number or boolean), not a list or map")
 
 
 def _project_root() -> Path:

@@ -32,11 +32,13 @@ from ctx_spark.testing.audio import VIBE_ACE
 from tests.conftest import TEST_SPARK_OVERRIDES, write_parquet_table
 
 #: Labelling and dataset settings for a dozen tracks: one playlist suffices for a label,
-#: any artist share is allowed, and balancing (which would drop tracks) is off.
+#: any artist share is allowed, balancing (which would drop tracks) is off, and a split
+#: left empty (a dozen tracks cannot fill a 10 % validation split) is written anyway.
 SETTINGS = TEST_SPARK_OVERRIDES + (
     "label.min_playlists=1",
     "label.max_share=1.0",
     "dataset.balance=false",
+    "dataset.allow_empty_splits=true",
 )
 
 WEEK1_PLAYLISTS = {

@@ -25,6 +25,7 @@ from typing import Optional
 
 import keras
 
+from ctx_spark.causes import output_errors
 from ctx_spark.logs import get_logger
 from training.model import write_json_file
 
@@ -82,15 +83,25 @@ def read_state(run_dir: str) -> Optional[RunState]:
 
 
 def _save_model(model: keras.Model, path: str) -> None:
-    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-    model.save(tmp)
-    os.replace(tmp, path)
+    _save(path, model.save)
 
 
 def _save_weights(model: keras.Model, path: str) -> None:
+    _save(path, model.save_weights)
+
+
+def _save(path: str, save) -> None:
+    """``save`` to a temporary name, then rename: a full disk or a lost permission ends as
+    an OutputError naming ``path``, with the last complete checkpoint left in place."""
     tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-    model.save_weights(tmp)
-    os.replace(tmp, path)
+    with output_errors(path):
+        try:
+            save(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
 
 class CheckpointAndEarlyStop(keras.callbacks.Callback):
@@ -107,7 +118,8 @@ class CheckpointAndEarlyStop(keras.callbacks.Callback):
     def __init__(self, run_dir: str, state: RunState, patience: int, min_delta: float, keep: int):
         super().__init__()
         self.directory = checkpoint_dir(run_dir)
-        os.makedirs(self.directory, exist_ok=True)
+        with output_errors(self.directory):
+            os.makedirs(self.directory, exist_ok=True)
         self.state = state
         self.patience = patience
         self.min_delta = min_delta

@@ -46,6 +46,7 @@ example:
   ctx-spark train --shards S --out RUN --conf conf/examples/small.yaml""",
     add_arguments=_train_arguments,
     run=_train,
+    sections=("train",),
 )
 
 
@@ -75,6 +76,7 @@ example:
   ctx-spark evaluate --model RUN --shards S --out EVAL""",
     add_arguments=_evaluate_arguments,
     run=_evaluate,
+    sections=("train",),
 )
 
 
@@ -108,6 +110,7 @@ example:
   ctx-spark compare --shards S --out CMP --variants none,both_exact""",
     add_arguments=_compare_arguments,
     run=_compare,
+    sections=("train",),
 )
 
 
@@ -148,6 +151,7 @@ example:
   ctx-spark predict --model RUN --audio song.mp3 --thresholds EVAL/metrics.json""",
     add_arguments=_predict_arguments,
     run=_predict,
+    sections=("train",),
 )
 
 
@@ -180,4 +184,5 @@ example:
   ctx-spark top --scores P --context sleep -n 20""",
     add_arguments=_score_arguments,
     run=_score,
+    sections=("spark", "score"),
 )

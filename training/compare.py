@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from ctx_spark.causes import output_errors
 from ctx_spark.config import load_config
 from ctx_spark.errors import ConfigError
 from ctx_spark.logs import get_logger
@@ -25,9 +26,10 @@ log = get_logger("compare")
 
 def _write_text(path: str, text: str) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    with output_errors(path):
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
 
 
 def run_comparison(
@@ -41,7 +43,8 @@ def run_comparison(
     unknown = [v for v in variants if v not in LOSS_VARIANTS]
     if unknown:
         raise ConfigError(f"unknown loss variants {unknown}; expected some of {', '.join(LOSS_VARIANTS)}")
-    os.makedirs(out, exist_ok=True)
+    with output_errors(out):
+        os.makedirs(out, exist_ok=True)
     macros: dict[str, dict[str, dict[str, float]]] = {}
     runs: dict[str, Any] = {}
     for variant in variants:

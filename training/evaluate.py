@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ctx_spark import __version__
+from ctx_spark.causes import output_errors
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
@@ -132,42 +133,43 @@ def run_evaluation(cfg: Config, model_dir: str, shards: str, out: str) -> dict[s
         "elapsed_seconds": None,
     }
     out = os.path.abspath(out)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".staging-{os.path.basename(out)}-{uuid.uuid4().hex[:8]}")
-    os.makedirs(staging)
-    try:
-        with open(os.path.join(staging, "table1.md"), "w", encoding="utf-8") as handle:
-            handle.write(tables.table1_markdown(fixed, f"Test split, threshold {ev.threshold}"))
-            handle.write("\n")
-            handle.write(
-                tables.table1_markdown(tuned, f"Test split, per-context thresholds tuned on {ev.tune_split} for F1")
+    with output_errors(out):
+        parent = os.path.dirname(out)
+        os.makedirs(parent, exist_ok=True)
+        staging = os.path.join(parent, f".staging-{os.path.basename(out)}-{uuid.uuid4().hex[:8]}")
+        os.makedirs(staging)
+        try:
+            with open(os.path.join(staging, "table1.md"), "w", encoding="utf-8") as handle:
+                handle.write(tables.table1_markdown(fixed, f"Test split, threshold {ev.threshold}"))
+                handle.write("\n")
+                handle.write(
+                    tables.table1_markdown(tuned, f"Test split, per-context thresholds tuned on {ev.tune_split} for F1")
+                )
+            for name, part in (("fixed", fixed), ("tuned", tuned)):
+                with open(os.path.join(staging, f"table1_{name}.csv"), "w", encoding="utf-8") as handle:
+                    handle.write(tables.table1_csv(part))
+            aucs = [fixed["per_context"][c]["roc_auc"] for c in contexts]
+            tables.roc_figure(
+                test["labels"],
+                test["probs"],
+                contexts,
+                aucs,
+                os.path.join(staging, "roc_curves.png"),
+                f"ROC curves, {ev.test_split} split (macro AUC {fixed['macro']['roc_auc']:.2f})",
             )
-        for name, part in (("fixed", fixed), ("tuned", tuned)):
-            with open(os.path.join(staging, f"table1_{name}.csv"), "w", encoding="utf-8") as handle:
-                handle.write(tables.table1_csv(part))
-        aucs = [fixed["per_context"][c]["roc_auc"] for c in contexts]
-        tables.roc_figure(
-            test["labels"],
-            test["probs"],
-            contexts,
-            aucs,
-            os.path.join(staging, "roc_curves.png"),
-            f"ROC curves, {ev.test_split} split (macro AUC {fixed['macro']['roc_auc']:.2f})",
-        )
-        _write_predictions(os.path.join(staging, "predictions.parquet"), test, contexts)
-        result["elapsed_seconds"] = round(time.perf_counter() - started, 3)
-        write_json_file(os.path.join(staging, METRICS_FILE), result)
-        if os.path.exists(out):
-            retired = os.path.join(parent, f".retired-{os.path.basename(out)}-{uuid.uuid4().hex[:8]}")
-            os.replace(out, retired)
-            os.replace(staging, out)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            _write_predictions(os.path.join(staging, "predictions.parquet"), test, contexts)
+            result["elapsed_seconds"] = round(time.perf_counter() - started, 3)
+            write_json_file(os.path.join(staging, METRICS_FILE), result)
+            if os.path.exists(out):
+                retired = os.path.join(parent, f".retired-{os.path.basename(out)}-{uuid.uuid4().hex[:8]}")
+                os.replace(out, retired)
+                os.replace(staging, out)
+                shutil.rmtree(retired)
+            else:
+                os.replace(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return result
 
 

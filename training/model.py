@@ -22,9 +22,11 @@ from typing import Any, Optional
 import keras
 
 from ctx_spark.audio.params import MelParams
+from ctx_spark.causes import output_errors
 from ctx_spark.errors import InputError
 from ctx_spark.schema import META_FILE, MODEL_FILE
 from training.losses import WeightedContextLoss
+from training.meta import check_archive, mel_params, read_meta
 from training.settings import ModelSettings, OptimizerSettings, TrainSettings
 
 
@@ -120,41 +122,86 @@ def export_meta(params: MelParams, contexts: Sequence[str], **extra: Any) -> dic
 
 
 def write_export(run_dir: str, model: keras.Model, meta: dict[str, Any]) -> None:
-    """Write model.keras and model_meta.json, each via a temporary file and a rename."""
-    os.makedirs(run_dir, exist_ok=True)
+    """Write model.keras and model_meta.json, each via a temporary file and a rename.
+
+    Raises:
+        OutputError: no space, no permission or a read-only filesystem (the previous
+            export, if any, is left as it was).
+    """
     tmp_model = os.path.join(run_dir, ".tmp-" + MODEL_FILE)
-    model.save(tmp_model)
-    os.replace(tmp_model, os.path.join(run_dir, MODEL_FILE))
+    with output_errors(os.path.join(run_dir, MODEL_FILE)):
+        os.makedirs(run_dir, exist_ok=True)
+        try:
+            model.save(tmp_model)
+            os.replace(tmp_model, os.path.join(run_dir, MODEL_FILE))
+        except BaseException:
+            _remove_quietly(tmp_model)
+            raise
     write_json_file(os.path.join(run_dir, META_FILE), meta)
 
 
 def load_exported(run_dir: str) -> ExportedModel:
-    """Load ``run_dir/model.keras`` (without its training configuration) and its meta."""
+    """Load ``run_dir/model.keras`` (without its training configuration) and its meta.
+
+    Keras loads in safe mode: a model whose layers would run arbitrary Python (a
+    ``Lambda``) is refused, here on the driver, with the reason.
+
+    Raises:
+        InputError: a file is missing, not a Keras archive or not a model_meta.json, the
+            model cannot be loaded, or its input or output shape disagrees with its meta.
+    """
     model_path = os.path.join(run_dir, MODEL_FILE)
     meta_path = os.path.join(run_dir, META_FILE)
     if not os.path.isfile(model_path) or not os.path.isfile(meta_path):
         raise InputError(
             f"model: {run_dir} holds no exported model ({MODEL_FILE} and {META_FILE}); has training finished?"
         )
-    with open(meta_path, encoding="utf-8") as handle:
-        meta = json.load(handle)
-    model = keras.models.load_model(model_path, compile=False)
-    params = MelParams.from_dict(meta["mel_params"])
+    meta = read_meta(meta_path)
+    check_archive(model_path)
+    try:
+        model = keras.models.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as exc:  # a broken archive, a refused layer, an unknown class: the file's fault
+        lines = str(exc).strip().splitlines()
+        raise InputError(f"model: {model_path} cannot be loaded: {lines[0] if lines else type(exc).__name__}") from None
+    params = mel_params(meta)
     contexts = tuple(meta["contexts"])
     if model.output_shape[-1] != len(contexts):
         raise InputError(
             f"model: {model_path} has {model.output_shape[-1]} outputs but its meta lists {len(contexts)} contexts"
         )
+    n_mels, n_frames = params.shape
+    if tuple(model.input_shape[1:]) != (n_frames, n_mels):
+        raise InputError(
+            f"model: {model_path} takes inputs of shape {tuple(model.input_shape[1:])} but its meta's mel "
+            f"parameters give {(n_frames, n_mels)} (frames, mels)"
+        )
     return ExportedModel(model, params, contexts, meta)
 
 
 def write_json_file(path: str, obj: Any) -> None:
-    """Write JSON atomically on the local filesystem (temporary file + rename)."""
+    """Write JSON atomically on the local filesystem (temporary file + rename).
+
+    Raises:
+        OutputError: no space, no permission or a read-only filesystem; ``path`` is then
+            left as it was and the temporary file removed.
+    """
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(obj, handle, indent=2, default=_json_default)
-        handle.write("\n")
-    os.replace(tmp, path)
+    with output_errors(path):
+        try:
+            with open(tmp, "w", encoding="utf-8") as handle:
+                json.dump(obj, handle, indent=2, default=_json_default)
+                handle.write("\n")
+            os.replace(tmp, path)
+        except BaseException:
+            _remove_quietly(tmp)
+            raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _json_default(value: Any) -> Any:

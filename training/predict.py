@@ -37,15 +37,42 @@ def _compute_mel():
 
 
 def load_thresholds(path: Optional[str], contexts: Sequence[str], default: float) -> np.ndarray:
-    """(C,) thresholds: the tuned ones from an evaluation's metrics.json, else ``default``."""
+    """(C,) thresholds: the tuned ones from an evaluation's metrics.json, else ``default``.
+
+    Raises:
+        InputError: ``path`` is missing, not JSON, not an evaluation's metrics.json, lacks
+            a context, or holds a threshold that is not a number in [0, 1].
+    """
     if not path:
         return np.full(len(contexts), float(default))
-    with open(path, encoding="utf-8") as handle:
-        per_context = json.load(handle)["tuned_thresholds"]["per_context"]
+    where = f"--thresholds {path}"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{where}: no such file (give the metrics.json that `ctx-spark evaluate` wrote)") from None
+    except IsADirectoryError:
+        raise InputError(f"{where}: is a directory; give its metrics.json (`ctx-spark evaluate` output)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: cannot be read ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: is not JSON ({exc}); give the metrics.json of `ctx-spark evaluate`") from None
+    per_context = data.get("tuned_thresholds", {}).get("per_context") if isinstance(data, dict) else None
+    if not isinstance(per_context, dict):
+        raise InputError(
+            f"{where}: has no tuned_thresholds.per_context; it is not the metrics.json that `ctx-spark evaluate` wrote"
+        )
     missing = [c for c in contexts if c not in per_context]
     if missing:
-        raise InputError(f"{path}: no tuned threshold for contexts {missing}")
-    return np.array([per_context[c]["threshold"] for c in contexts], dtype=np.float64)
+        raise InputError(f"{where}: no tuned threshold for contexts {missing} (evaluated with other contexts?)")
+    values = []
+    for context in contexts:
+        entry = per_context[context]
+        value = entry.get("threshold") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+            raise InputError(f"{where}: the threshold of '{context}' is {value!r}, not a number in [0, 1]")
+        values.append(float(value))
+    return np.array(values, dtype=np.float64)
 
 
 def predict_files(
@@ -99,8 +126,9 @@ def format_result(result: dict[str, Any]) -> str:
 
 def model_contexts(model_dir: str) -> list[str]:
     """The model's context order, from its meta file (before TensorFlow is imported)."""
+    from training.meta import read_meta
+
     path = os.path.join(model_dir, META_FILE)
     if not os.path.isfile(path):
         raise InputError(f"model: {path} is missing; has training finished?")
-    with open(path, encoding="utf-8") as handle:
-        return list(json.load(handle)["contexts"])
+    return list(read_meta(path)["contexts"])

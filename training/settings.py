@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ctx_spark.config import Config
+from ctx_spark.schema import SPLITS
 
 #: Loss variants, named as in the paper's Table 2.
 LOSS_VARIANTS = ("none", "negative_exact", "negative_ignore_zeros", "both_exact", "both_ignore_zeros")
@@ -134,6 +135,14 @@ class EvaluationSettings:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0 or self.batch_size < 1:
             raise ValueError("evaluation: threshold in (0, 1) and batch_size >= 1 required")
+        for key in ("tune_split", "test_split"):
+            if getattr(self, key) not in SPLITS:
+                raise ValueError(f"evaluation.{key} must be one of {', '.join(SPLITS)}, got {getattr(self, key)!r}")
+        if self.tune_split == self.test_split:
+            raise ValueError(
+                f"evaluation.tune_split and test_split are both {self.test_split!r}: thresholds tuned on the test "
+                "split make its scores optimistic; tune on another split"
+            )
 
 
 @dataclass(frozen=True)

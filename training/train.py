@@ -17,9 +17,10 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 from ctx_spark import __version__
+from ctx_spark.causes import output_errors
 from ctx_spark.config import Config
 from ctx_spark.errors import ConfigError, InputError
 from ctx_spark.logs import get_logger, stage
@@ -41,25 +42,62 @@ def _comparable(section: dict) -> dict:
     return {k: v for k, v in section.items() if k not in RESUMABLE_CHANGES}
 
 
-def _check_resume_config(run_dir: str, shards: str, train_section: dict, contexts: Sequence[str]) -> None:
+def _saved_config(run_dir: str) -> Optional[dict]:
     path = os.path.join(run_dir, RUN_CONFIG_FILE)
     if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            saved = json.load(handle)
+        if not isinstance(saved.get("train"), dict) or not isinstance(saved.get("contexts"), list):
+            raise ValueError("no train section or contexts")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} cannot be read ({exc}); start over with --restart") from None
+    return saved
+
+
+def _changes(saved: dict, train_section: dict, contexts: Sequence[str], ignore: Sequence[str]) -> list[str]:
+    """The settings of ``saved`` (a run_config.json) that differ from these, as
+    ``train.key`` names (and ``the context list``), leaving out ``ignore``."""
+    keys = (set(saved["train"]) | set(train_section)) - set(ignore)
+    changed = [f"train.{k}" for k in sorted(keys) if saved["train"].get(k) != train_section.get(k)]
+    if list(saved["contexts"]) != list(contexts):
+        changed.append("the context list")
+    return changed
+
+
+def _check_resume_config(run_dir: str, shards: str, train_section: dict, contexts: Sequence[str]) -> None:
+    saved = _saved_config(run_dir)
+    if saved is None:
         return
-    with open(path, encoding="utf-8") as handle:
-        saved = json.load(handle)
-    changed = sorted(
-        k
-        for k in set(_comparable(saved["train"])) | set(_comparable(train_section))
-        if saved["train"].get(k) != train_section.get(k)
-    )
-    if changed or list(saved["contexts"]) != list(contexts):
-        what = ", ".join(f"train.{k}" for k in changed) or "the context list"
+    changed = _changes(saved, train_section, contexts, RESUMABLE_CHANGES)
+    if changed:
         raise ConfigError(
-            f"{run_dir} holds a run with different settings ({what}); resume it with its own settings "
+            f"{run_dir} holds a run with different settings ({', '.join(changed)}); resume it with its own settings "
             "(RUN/run_config.json) or start over with --restart"
         )
     if os.path.abspath(saved["shards"]) != os.path.abspath(shards) and saved["shards"] != shards:
         log.warning("resuming a run started on shards %s with shards %s", saved["shards"], shards)
+
+
+def _check_finished_run(run_dir: str, shards: str, train_section: dict, contexts: Sequence[str]) -> None:
+    """A finished run is left as it is; asking for it with settings that change what is
+    learnt (or how long) is refused, so the old model is not taken for a new one.
+
+    Raises:
+        ConfigError: naming the settings that differ.
+    """
+    saved = _saved_config(run_dir)
+    if saved is None:
+        return
+    changed = _changes(saved, train_section, contexts, [k for k in RESUMABLE_CHANGES if k != "epochs"])
+    if saved.get("shards") != shards and os.path.abspath(str(saved.get("shards"))) != os.path.abspath(shards):
+        log.warning("%s is a finished run trained on shards %s, not %s", run_dir, saved.get("shards"), shards)
+    if changed:
+        raise ConfigError(
+            f"{run_dir} is a finished run trained with other settings ({', '.join(changed)}); its model is kept as "
+            "it is: train into another --out, or add --restart to train this one again with these settings"
+        )
 
 
 def _verbose(settings: TrainSettings) -> int:
@@ -84,6 +122,7 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
         shutil.rmtree(run_dir)
     report_path = os.path.join(run_dir, REPORT_FILE)
     if os.path.isfile(report_path):
+        _check_finished_run(run_dir, shards, train_section, contexts)
         log.info("%s is a finished run (%s); nothing to do (use --restart to train again)", run_dir, REPORT_FILE)
         with open(report_path, encoding="utf-8") as handle:
             return json.load(handle)
@@ -101,7 +140,8 @@ def run_training(cfg: Config, shards: str, run_dir: str, restart: bool = False) 
     from training import checkpoint, data
     from training.model import build_model, compile_model, export_meta, write_export, write_json_file
 
-    os.makedirs(run_dir, exist_ok=True)
+    with output_errors(run_dir):
+        os.makedirs(run_dir, exist_ok=True)
     write_json_file(
         os.path.join(run_dir, RUN_CONFIG_FILE),
         {

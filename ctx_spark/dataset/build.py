@@ -74,6 +74,39 @@ class DatasetBuild:
             release()
 
 
+def check_splits(
+    counts_by_split: dict[str, np.ndarray], tracks: int, groups: dict[str, Any], settings: DatasetSettings
+) -> None:
+    """Refuse a split left without tracks, before anything is written.
+
+    Raises:
+        InputError: the train split is empty (no loss weight can be estimated), or the
+            validation or test split is empty and ``dataset.allow_empty_splits`` is false;
+            the message says why it happens and which settings change it.
+    """
+    empty = [s for s in SPLITS if int(counts_by_split[s].sum()) == 0]
+    if not empty:
+        return
+    if SPLITS[0] not in empty and settings.allow_empty_splits:
+        log.warning("the %s split is empty (dataset.allow_empty_splits: true)", " and ".join(empty))
+        return
+    shares = ", ".join(f"{s} {f:g}" for s, f in zip(SPLITS, settings.split.as_tuple()))
+    why = (
+        f"{tracks} tracks in {groups['groups']} artist/album groups (the largest holds {groups['size_max']}) "
+        f"cannot fill every split of dataset.split ({shares})"
+    )
+    if SPLITS[0] in empty:
+        raise InputError(
+            f"dataset: the train split is empty: {why}, and the loss weights are estimated on it; give the "
+            "dataset more tracks (a larger dataset.cap, more labelled tracks) or a larger dataset.split.train"
+        )
+    raise InputError(
+        f"dataset: the {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty: {why}; training "
+        "needs a validation split and evaluation a test split. Give the dataset more tracks (a larger dataset.cap, "
+        "more labelled tracks) or change dataset.split; dataset.allow_empty_splits: true writes it anyway"
+    )
+
+
 @contextmanager
 def _step(seconds: dict[str, float], name: str) -> Iterator[Any]:
     started = time.perf_counter()
@@ -158,6 +191,7 @@ def build_dataset(
         assigned = int(sum(d.sum() for d in counts_by_split.values()))
         if assigned != n_selected:  # an invariant of the join, checked because it is free here
             raise RuntimeError(f"split assigned {assigned} tracks, expected {n_selected}")
+        check_splits(counts_by_split, n_selected, report["groups"], settings)
         report["split"] = {
             **split.report,
             **split_report(counts_by_split, settings.split.as_tuple(), names, settings.tolerance),

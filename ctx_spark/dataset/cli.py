@@ -39,4 +39,5 @@ example:
   ctx-spark dataset --labels L/track_labels --out D --set dataset.cap=5000""",
     add_arguments=_arguments,
     run=_run,
+    sections=("spark", "dataset"),
 )

@@ -38,7 +38,7 @@ def run_dataset_stage(spark: SparkSession, cfg: Config, labels: str, out: str) -
     names = cfg.contexts.names
     out = io.qualify(out).rstrip("/")
     io.check_output_path("dataset", out, {"--labels": labels})
-    table = io.read_table(spark, labels, schema.TRACK_LABELS)
+    table = io.read_table(spark, labels, schema.TRACK_LABELS, require_rows=True)
     build = build_dataset(table, names, settings, source=labels)
     try:
         with stage(log, "write dataset") as timer:

@@ -49,8 +49,18 @@ class DatasetSettings:
     driver_components_max_edges: int
     checkpoint_dir: Optional[str]
     percentile_accuracy: int
+    allow_empty_splits: bool = False
 
     def __post_init__(self) -> None:
+        if not self.allow_empty_splits:
+            for name, share in zip(SPLITS[1:], self.split.as_tuple()[1:]):
+                if share == 0:
+                    raise ValueError(
+                        f"split.{name} is 0, so the {name} split would be empty (training needs a validation "
+                        "split, evaluation a test split); give it a share, or set dataset.allow_empty_splits: true"
+                    )
+        if self.checkpoint_dir is not None and not self.checkpoint_dir.strip():
+            raise ValueError("checkpoint_dir must be null or a directory, got an empty string")
         if self.cap is not None and self.cap < 1:
             raise ValueError(f"cap must be >= 1 or null, got {self.cap}")
         if self.stratification not in ("greedy", "sechidis"):

@@ -42,4 +42,5 @@ example:
   ctx-spark extract --audio-dir AUDIO --dataset D --out S""",
     add_arguments=_arguments,
     run=_run,
+    sections=("spark", "audio", "extract"),
 )

@@ -38,6 +38,7 @@ example:
       --tracks C/tracks --out L --set label.min_playlists=2""",
     add_arguments=_label_arguments,
     run=_label,
+    sections=("spark", "label"),
 )
 
 
@@ -81,4 +82,5 @@ example:
   ctx-spark rank-keywords --deezer-titles sample_playlists_title.tsv --out K""",
     add_arguments=_rank_arguments,
     run=_rank,
+    sections=("spark",),
 )

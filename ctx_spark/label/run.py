@@ -38,10 +38,15 @@ class LabelInputs:
 
 
 def read_inputs(spark: SparkSession, inputs: LabelInputs):
-    """Read and validate the three tables; ids must agree in type across tables."""
-    playlists = io.read_table(spark, inputs.playlists, schema.PLAYLISTS)
-    playlist_tracks = io.read_table(spark, inputs.playlist_tracks, schema.PLAYLIST_TRACKS)
-    tracks = io.read_table(spark, inputs.tracks, schema.TRACKS)
+    """Read and validate the three tables; ids must agree in type across tables.
+
+    An empty table is refused (``require_rows``, from the Parquet footers, no Spark job):
+    with no playlists, rows or tracks every label is missing, and an empty output that
+    exits 0 would replace a good one.
+    """
+    playlists = io.read_table(spark, inputs.playlists, schema.PLAYLISTS, require_rows=True)
+    playlist_tracks = io.read_table(spark, inputs.playlist_tracks, schema.PLAYLIST_TRACKS, require_rows=True)
+    tracks = io.read_table(spark, inputs.tracks, schema.TRACKS, require_rows=True)
     schema.check_same_id_type(
         [("playlists", playlists, "playlist_id"), ("playlist_tracks", playlist_tracks, "playlist_id")]
     )

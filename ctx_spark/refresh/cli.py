@@ -71,4 +71,5 @@ example:
   ctx-spark refresh --root R --print-current""",
     add_arguments=_arguments,
     run=_run,
+    sections=("spark", "refresh", "label", "dataset", "audio", "extract", "score"),
 )

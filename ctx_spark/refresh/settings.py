@@ -54,6 +54,8 @@ class RefreshSettings:
             raise ValueError(f"audio_source must be one of {', '.join(AUDIO_SOURCES)}, got {self.audio_source!r}")
         if not self.audio_dir:
             raise ValueError("audio_dir must not be empty")
+        if self.model is not None and not self.model.strip():
+            raise ValueError("model must be null (no scores) or a training run directory, got an empty string")
         if self.keep_snapshots < 1:
             raise ValueError(f"keep_snapshots must be >= 1, got {self.keep_snapshots}")
         if self.lock_heartbeat_seconds <= 0 or self.lock_stale_seconds < 2 * self.lock_heartbeat_seconds:

@@ -78,9 +78,14 @@ class ShardSplit:
         if info.type != pafs.FileType.Directory:
             raise InputError(f"mel shards: split directory {self.path} does not exist")
         try:
-            return pads.dataset(self._fs_path, format="parquet", filesystem=self.filesystem)
+            dataset = pads.dataset(self._fs_path, format="parquet", filesystem=self.filesystem)
         except (pa.ArrowInvalid, OSError) as exc:
             raise InputError(f"mel shards: cannot read Parquet under {self.path}: {exc}") from None
+        if not dataset.files:
+            raise InputError(
+                f"mel shards: split directory {self.path} holds no Parquet file (an interrupted extraction?)"
+            )
+        return dataset
 
     @cached_property
     def schema(self) -> pa.Schema:

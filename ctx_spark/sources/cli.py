@@ -49,6 +49,7 @@ example:
   ctx-spark label --playlists C/playlists --playlist-tracks C/playlist_tracks --tracks C/tracks --out L""",
     add_arguments=_mpd_arguments,
     run=_import_mpd,
+    sections=("spark",),
 )
 
 

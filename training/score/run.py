@@ -15,7 +15,6 @@ that is at most partitions x contexts rows, the only thing collected.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.shards import contract
 from ctx_spark.spark import SparkSettings, ship_package
+from training.meta import mel_params
 from training.score.settings import ScoreSettings
 
 if TYPE_CHECKING:
@@ -48,14 +48,21 @@ META_FILE = schema.META_FILE
 
 
 def read_model(model_dir: str) -> tuple[bytes, dict[str, Any]]:
-    """The bytes of model.keras and the parsed model_meta.json of a run directory (local)."""
-    model_path, meta_path = os.path.join(model_dir, MODEL_FILE), os.path.join(model_dir, META_FILE)
-    if not os.path.isfile(model_path) or not os.path.isfile(meta_path):
-        raise InputError(f"model: {model_dir} holds no exported model ({MODEL_FILE} and {META_FILE})")
-    with open(meta_path, encoding="utf-8") as handle:
-        meta = json.load(handle)
+    """The bytes of model.keras and the parsed model_meta.json of a run directory (local).
+
+    The model is first loaded once here, on the driver, as every executor will load it
+    (Keras safe mode, shapes checked against the meta): a corrupt file or a model Keras
+    refuses fails in one line before any task starts, not in every task.
+
+    Raises:
+        InputError: no exported model, or one that cannot be loaded (the reason).
+    """
+    from training.model import load_exported
+
+    model_path = os.path.join(model_dir, MODEL_FILE)
+    exported = load_exported(model_dir)
     with open(model_path, "rb") as handle:
-        return handle.read(), meta
+        return handle.read(), exported.meta
 
 
 def read_shards(
@@ -88,7 +95,10 @@ def read_shards(
         raise InputError(f"mel shards {shards}: none of {', '.join(contract.SPLITS + (contract.ALL_SPLIT,))} exists")
     frames = []
     for split in splits:
-        df = spark.read.parquet(f"{root}/{split}")
+        where = f"mel shards {root}/{split}"
+        if not [name for name in io.list_dir(spark, f"{root}/{split}") if not name.startswith((".", "_"))]:
+            raise InputError(f"{where}: the split directory holds no Parquet file (an interrupted extraction?)")
+        df = io.read_parquet(spark, f"{root}/{split}", where)
         missing = [c for c in (contract.TRACK_ID, contract.MEL) if c not in df.columns]
         if missing:
             raise InputError(f"mel shards {root}/{split}: columns {missing} are missing")
@@ -200,7 +210,7 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
     if cfg.section("spark", SparkSettings).ship_package:
         ship_package(spark, "training")  # the executors run training.score.tasks
     model_bytes, meta = read_model(model_dir)
-    params = MelParams.from_dict(meta["mel_params"])
+    params = mel_params(meta)
     contexts = list(meta["contexts"])
     contract.check_contexts(contexts, cfg.contexts.names, f"the model {model_dir}")
     out = io.qualify(out).rstrip("/")
