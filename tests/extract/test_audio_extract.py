@@ -147,7 +147,8 @@ def first_run(spark, audio_files, tmp_path_factory):
     targets = targets_for(SPLIT_OF)
     dataset = write_dataset(root / "ds", SPLIT_OF, targets)
     out = root / "mels"
-    cfg = make_config("extract.partitions=1")
+    # 8 of 12 tracks fail on purpose: above the default extract.max_failure_rate.
+    cfg = make_config("extract.partitions=1", "extract.max_failure_rate=1")
     report = run_extract_stage(spark, cfg, ExtractInputs(tracks=tracks, dataset=dataset), str(out))
     return {"report": report, "out": out, "tracks": tracks, "dataset": dataset, "targets": targets, "cfg": cfg}
 
@@ -297,7 +298,7 @@ def test_a_failed_run_leaves_the_previous_output(spark, first_run, tmp_path, mon
         raise RuntimeError("simulated crash after the shards were written")
 
     monkeypatch.setattr(extract_run, "extract_report", fail)
-    cfg = make_config("extract.incremental=false")
+    cfg = make_config("extract.incremental=false", "extract.max_failure_rate=1")
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_extract_stage(spark, cfg, ExtractInputs(tracks=first_run["tracks"], dataset=first_run["dataset"]), str(out))
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == listing
@@ -321,7 +322,17 @@ def test_audio_dir_without_dataset_writes_all(spark, tmp_path, config):
     out = tmp_path / "mels"
     report = run_extract_stage(spark, cfg, ExtractInputs(audio_dir=str(d)), str(out))
     assert report["written"] == {"all": 3} and report["failed_total"] == 0
-    assert report["catalogue_entries"] == 5 and report["catalogue_bad_names"] == 1
+    assert report["catalogue_entries"] == 6 and report["catalogue_bad_names"] == 1 and report["catalogue_tracks"] == 3
+    assert report["catalogue_rejected"] == {"bad_name": 1, "duplicate": 1, "unlisted_extension": 1}
+    unused = {r["audio"].rsplit("/", 1)[1]: r for r in pq.read_table(str(out / "errors")).to_pylist()}
+    assert {name: r["reason"] for name, r in unused.items()} == {
+        "21.ogg": "duplicate",
+        "not-an-id.ogg": "bad_name",
+        "notes.txt": "unlisted_extension",
+    }
+    assert unused["21.ogg"]["track_id"] == 21 and unused["21.ogg"]["message"].startswith(
+        f"another file of this track is used: file:{d}/21.mp3"
+    )
     table = pq.read_table(str(out / "all"))
     assert table.schema.equals(output_schema(pa.int64(), False, params), check_metadata=False)
     by_id = {r["track_id"]: r for r in table.to_pylist()}
