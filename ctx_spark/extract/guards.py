@@ -48,14 +48,14 @@ def _percent(part: int, whole: int) -> str:
 
 def _empty_audio(source: str, catalogue: listing.Catalogue) -> str:
     """Why an audio input gave no track."""
-    if not catalogue.entries:
-        return f"{source} holds nothing"
     what = "entries" if source.startswith("--audio-dir") else "rows"
+    if not catalogue.entries:
+        return f"{source} gives no track with audio (no {what} at all)"
     detail = f"{catalogue.entries} {what}, none usable: {_by_reason(catalogue.rejected_counts)}"
     if catalogue.rejected_counts.get(listing.UNLISTED_EXTENSION):
         extensions = ", ".join(f".{ext or '(none)'} {n}" for ext, n in listing.unlisted_extensions(catalogue))
         detail += f"; commonest unlisted extensions: {extensions} (extract.extensions)"
-    return f"{source} gives no track with audio ({detail}; see errors/ of a run with extract.allow_empty=true)"
+    return f"{source} gives no track with audio ({detail}; errors/ of a run with extract.allow_empty=true lists them)"
 
 
 def _source(run: ExtractRun) -> str:

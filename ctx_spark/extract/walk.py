@@ -124,7 +124,13 @@ def _local_entry(directory: str, entry: os.DirEntry) -> Entry:
         return (path, UNLISTABLE, None, None, f"cannot examine this entry: {exc.strerror or exc}")
     if stat.S_ISDIR(st.st_mode):
         if link:
-            return (path, LINKED_DIR, None, None, f"symbolic link to the directory {os.readlink(entry.path)}: not followed")
+            return (
+                path,
+                LINKED_DIR,
+                None,
+                None,
+                f"symbolic link to the directory {os.readlink(entry.path)}: not followed",
+            )
         return (path, HIDDEN_DIR if name.startswith(HIDDEN_PREFIXES) else DIR, None, None, None)
     if stat.S_ISREG(st.st_mode):
         return _stat_row(path, st)
