@@ -134,9 +134,7 @@ def refuse_write_errors(messages: Sequence[str], out: str) -> None:
     """Raise :class:`OutputError` quoting the first write error handed back by a task."""
     if messages:
         more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
-        raise OutputError(
-            f"extract: the output {out} cannot be written: {sorted(messages)[0]}{more}; {_unchanged(out)}"
-        )
+        raise OutputError(f"extract: cannot write the output {out} ({sorted(messages)[0]}{more}); {_unchanged(out)}")
 
 
 @contextmanager
@@ -151,7 +149,7 @@ def output_errors(out: str) -> Iterator[None]:
         cause = permanent_cause(exc)
         if cause is None:
             raise
-        raise OutputError(f"extract: the output {out} cannot be written: {cause}; {_unchanged(out)}") from None
+        raise OutputError(f"extract: cannot write the output {out} ({cause}); {_unchanged(out)}") from None
     except Exception as exc:
         java = getattr(exc, "java_exception", None)
         text = str(java.toString()) if java is not None else ""
@@ -159,6 +157,4 @@ def output_errors(out: str) -> Iterator[None]:
         if cause is None:
             raise
         first = text.splitlines()[0][:300]
-        raise OutputError(
-            f"extract: the output {out} cannot be written: {cause} ({first}); {_unchanged(out)}"
-        ) from None
+        raise OutputError(f"extract: cannot write the output {out} ({cause}: {first}); {_unchanged(out)}") from None

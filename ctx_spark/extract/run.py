@@ -157,14 +157,15 @@ def run_extract_stage(
         started=started,
     )
     with _arrow_batch_rows(spark, run.settings.batch_rows):
-        with stage(log, "read inputs"):
-            _read_rows(run)
         try:
+            with stage(log, "read inputs"):
+                _read_rows(run)
             return _extract(run)
         finally:
-            assert run.rows is not None and run.catalogue is not None
-            run.rows.unpersist()
-            run.catalogue.release()
+            if run.rows is not None:
+                run.rows.unpersist()
+            if run.catalogue is not None:
+                run.catalogue.release()
 
 
 def _count_rows(run: ExtractRun) -> targets.RowCounts:

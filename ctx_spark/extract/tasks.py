@@ -282,8 +282,8 @@ class WriteSpec:
 
 def _write_error(exc: ShardWriteError, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatch:
     """The stats row of a task that could not write: status :data:`WRITE_ERROR`, the
-    message as its reason, the rows it was given as ``n``."""
-    n = sum(batch.num_rows for batch in batches)  # drains the input: the job fails anyway
+    message as its reason, the rows it had not read yet as ``n``."""
+    n = sum(batch.num_rows for batch in batches)  # drains the input: the job ends anyway
     return pa.RecordBatch.from_arrays(
         [
             pa.array([None], pa.string()),

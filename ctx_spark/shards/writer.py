@@ -51,7 +51,7 @@ PERMANENT_PHRASES = ("No space left on device", "Disk quota exceeded", "Read-onl
 
 class ShardWriteError(Exception):
     """A shard or errors/ file cannot be written, for a reason no retry fixes; the message
-    is one line naming the directory and the cause."""
+    is one line, ``DIRECTORY: cause``."""
 
 
 def permanent_cause(exc: BaseException) -> Optional[str]:
@@ -118,7 +118,7 @@ class ShardWriter:
             if cause is None:
                 raise
             directory = f"{self.root}/{self._split}" if self._split is not None else self.root
-            raise ShardWriteError(f"cannot write under {directory}: {cause}") from None
+            raise ShardWriteError(f"{directory}: {cause}") from None
 
     def write(self, split: str, table: pa.Table) -> None:
         """Queue ``table`` (rows of ``split``, in the output schema).
