@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 log = get_logger("extract")
 
+#: Hadoop's words for an output directory it cannot create (no permission, a file in the
+#: way, a filesystem that refuses new entries), which carry no errno.
+JAVA_MKDIRS = "Mkdirs failed to create"
+
 
 class OutputError(CtxSparkError):
     """The output cannot be written (full, read-only, refused): one line, exit code 2."""
@@ -152,9 +156,13 @@ def output_errors(out: str) -> Iterator[None]:
         raise OutputError(f"extract: cannot write the output {out} ({cause}); {_unchanged(out)}") from None
     except Exception as exc:
         java = getattr(exc, "java_exception", None)
-        text = str(java.toString()) if java is not None else ""
-        cause = permanent_cause(RuntimeError(text)) if text else None
+        lines = str(java.toString()).splitlines() if java is not None else []
+        # Only the driver's own Hadoop calls: a failed Spark job (a task's error, with its
+        # whole traceback in the text) is not judged by the words it happens to contain.
+        first = lines[0][:300] if lines and "SparkException" not in lines[0] else ""
+        cause = permanent_cause(RuntimeError(first)) if first else None
+        if cause is None and JAVA_MKDIRS in first:
+            cause = "cannot create a directory there"
         if cause is None:
             raise
-        first = text.splitlines()[0][:300]
         raise OutputError(f"extract: cannot write the output {out} ({cause}: {first}); {_unchanged(out)}") from None

@@ -17,8 +17,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from ctx_spark import io
+from ctx_spark.extract import guards
 from ctx_spark.extract.run import ExtractInputs, run_extract_stage
 from ctx_spark.testing.audio import VIBE_ACE
 from tests.conftest import ROOT, TEST_SPARK_OVERRIDES
@@ -122,3 +126,28 @@ def test_a_full_or_read_only_output_is_one_error_line(spark, tmp_path) -> None:
         assert "Traceback" not in err, err[-3000:]
         assert _read_sums((logs / f"{case}.sums").read_text()) == expected, f"{case}: the previous output changed"
         assert (logs / f"{case}.ls").read_text().split() == ["mels"], f"{case}: staging left behind"
+
+
+def test_driver_side_writes_that_no_retry_fixes_are_one_line(spark) -> None:
+    """The driver's own writes (a report, errors/ when empty) end the same way: the
+    kernel's ENOSPC from /dev/full through pyarrow, Hadoop refusing a directory in /proc."""
+    with pytest.raises(guards.OutputError, match=r"^extract: cannot write the output OUT \(No space left on device \["):
+        with guards.output_errors("OUT"):
+            pq.write_table(pa.table({"x": list(range(100_000))}), "/dev/full")
+    with pytest.raises(guards.OutputError, match=r"cannot create a directory there: java.io.IOException: Mkdirs"):
+        with guards.output_errors("OUT"):
+            io.write_text(spark, "/proc/ctx-spark-test/report.json", "{}")
+
+
+def test_a_failing_task_is_not_taken_for_an_output_error(spark) -> None:
+    """A task's own error passes unchanged, whatever words its traceback holds."""
+
+    def fail(batches):
+        for batch in batches:
+            raise PermissionError(13, "Permission denied", "/some/input")
+            yield batch
+
+    with pytest.raises(Exception, match="Permission denied") as caught:
+        with guards.output_errors("OUT"):
+            spark.range(2).mapInArrow(fail, "id long").collect()
+    assert not isinstance(caught.value, guards.OutputError)
