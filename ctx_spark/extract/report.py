@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ctx_spark import __version__, io
@@ -13,9 +14,12 @@ if TYPE_CHECKING:
     from ctx_spark.extract.run import ExtractRun
 
 
-def extract_report(run: ExtractRun, staging: str, previous_note: str, stats: list[dict]) -> dict[str, Any]:
+def extract_report(
+    run: ExtractRun, staging: str, previous_note: str, stats: list[dict], rejected: Mapping[str, int]
+) -> dict[str, Any]:
     """The report of a finished run, from the write tasks' counts (``stats``, see
-    :func:`ctx_spark.extract.plan.summarise`) and a listing of the staged shard files."""
+    :func:`ctx_spark.extract.plan.summarise`), the listing's rejected entries written to
+    errors/ per reason (``rejected``) and a listing of the staged shard files."""
     spark, cfg, inputs, out, params, catalogue = run.spark, run.cfg, run.inputs, run.out, run.params, run.catalogue
     assert catalogue is not None
     elapsed = time.perf_counter() - run.started
@@ -55,7 +59,11 @@ def extract_report(run: ExtractRun, staging: str, previous_note: str, stats: lis
         "contexts": list(run.contexts) if run.contexts is not None else None,
         "settings": cfg.to_dict()["extract"],
         "catalogue_entries": catalogue.entries,
-        "catalogue_bad_names": catalogue.bad_names,
+        "catalogue_bad_names": rejected.get("bad_name", 0),
+        "catalogue_tracks": catalogue.tracks,
+        "catalogue_rejected": dict(sorted(rejected.items())),
+        "catalogue_rejected_total": sum(rejected.values()),
+        "catalogue_relative_paths": catalogue.relative_paths,
         "tracks_in": sum(tracks_in.values()),
         "tracks_in_per_split": dict(sorted(tracks_in.items())),
         "tracks_without_audio": failed.get("no_audio", 0),
@@ -84,6 +92,12 @@ def summary(report: dict[str, Any]) -> str:
         f"output, {report['failed_total']} failed; {report['audio_seconds_decoded']:.0f} s of audio decoded in "
         f"{report['elapsed_seconds']:.1f} s ({report['tracks_per_second']} tracks/s)",
     ]
+    if report.get("catalogue_rejected"):
+        lines.append(
+            f"{report['catalogue_rejected_total']} listed entries are no track's audio: "
+            + ", ".join(f"{k} {v}" for k, v in report["catalogue_rejected"].items())
+            + f" (see {report['outputs']['errors']}, stage 'list')"
+        )
     if report["failed"]:
         lines.append(
             "failed by reason: "

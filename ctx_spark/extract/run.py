@@ -23,7 +23,7 @@ from ctx_spark import io
 from ctx_spark.audio.params import MelParams
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
-from ctx_spark.extract import listing, plan, reuse, targets, tasks
+from ctx_spark.extract import guards, listing, plan, rejected, reuse, targets, tasks
 from ctx_spark.extract.report import extract_report
 from ctx_spark.extract.settings import ExtractSettings
 from ctx_spark.fs import arrow_filesystem
@@ -157,13 +157,15 @@ def run_extract_stage(
         started=started,
     )
     with _arrow_batch_rows(spark, run.settings.batch_rows):
-        with stage(log, "read inputs"):
-            _read_rows(run)
         try:
+            with stage(log, "read inputs"):
+                _read_rows(run)
             return _extract(run)
         finally:
-            assert run.rows is not None
-            run.rows.unpersist()
+            if run.rows is not None:
+                run.rows.unpersist()
+            if run.catalogue is not None:
+                run.catalogue.release()
 
 
 def _count_rows(run: ExtractRun) -> targets.RowCounts:
@@ -175,13 +177,14 @@ def _count_rows(run: ExtractRun) -> targets.RowCounts:
         return counts
     # Nothing to check: the listing's count sizes the work (the report's exact counts come
     # from the write tasks), which saves a query.
-    return targets.RowCounts({ALL_SPLIT: run.catalogue.entries - run.catalogue.bad_names}, 0)
+    return targets.RowCounts({ALL_SPLIT: run.catalogue.tracks}, 0)
 
 
 def _extract(run: ExtractRun) -> dict[str, Any]:
     spark, settings, params, rows = run.spark, run.settings, run.params, run.rows
     assert rows is not None
     counts = _count_rows(run)
+    guards.refuse_inputs(run, counts)  # before any work: an empty input, tracks without audio
     kind = id_kind(rows.schema[TRACK_ID].dataType)
     previous, previous_note = (
         reuse.previous_output(spark, run.previous_root, params, kind)
@@ -202,7 +205,7 @@ def _extract(run: ExtractRun) -> dict[str, Any]:
     log.info(
         "%d of %d tracks to compute in %d tasks; shard files per split: %s", n_compute, counts.total, partitions, layout
     )
-    with io.atomic_output(spark, run.out) as staging:
+    with guards.output_errors(run.out), io.atomic_output(spark, run.out) as staging:
         spec = plan.audio_spec(params, settings, _no_audio_message(run.inputs, settings))
         computed = plan.compute_mels(to_compute, spec, partitions) if n_compute else None
         union = _union(computed, reused)
@@ -211,15 +214,18 @@ def _extract(run: ExtractRun) -> dict[str, Any]:
             if union is not None:
                 write = plan.write_spec(staging, rows, params, settings, group_rows, run.contexts)
                 stats = plan.summarise(plan.write_shards(union, layout, write))
+            assert run.catalogue is not None
+            unused = rejected.write_rejected(run.catalogue.rejected, staging, kind, settings.compression)
+            guards.refuse_outcome(run, stats, unused)  # before publishing: never replace a good output
             _remove_attempt_leftovers(spark, staging)
-            errors_written = sum(s["n"] for s in stats if s["status"] == tasks.FAILED)
+            errors_written = sum(s["n"] for s in stats if s["status"] == tasks.FAILED) + sum(unused.counts.values())
             if not errors_written:  # every task skipped errors/: an empty table, same schema
                 _write_empty_errors(staging, kind)
             timer.rows = sum(s["n"] for s in stats if not s["reused"])
         io.write_text(spark, f"{staging}/{contract.PARAMS_FILE}", params.to_json() + "\n")
         io.write_text(spark, f"{staging}/{contract.INFO_FILE}", contract.info_json(run.contexts))
         assert run.catalogue is not None
-        report = extract_report(run, staging, previous_note, stats)
+        report = extract_report(run, staging, previous_note, stats, unused.counts)
         report["errors_written"] = errors_written
         report["previous_output"] = run.previous_root
         io.write_json(spark, f"{staging}/{contract.REPORT_FILE}", report)
@@ -228,10 +234,7 @@ def _extract(run: ExtractRun) -> dict[str, Any]:
 
 def _no_audio_message(inputs: ExtractInputs, settings: ExtractSettings) -> str:
     if inputs.audio_dir is not None:
-        return (
-            f"no <track_id>.{{{','.join(settings.extensions)}}} file under {inputs.audio_dir} "
-            "(zero-byte files are not listed)"
-        )
+        return f"no <track_id>.{{{','.join(settings.extensions)}}} file under {inputs.audio_dir}"
     return f"the audio table {inputs.tracks} gives no audio for this track"
 
 

@@ -26,6 +26,9 @@ class ExtractSettings:
         row_groups_per_file: row groups per shard file at most.
         compression: Parquet codec of the shards.
         isolate_on_retry: decode in child processes when an audio task is retried.
+        max_failure_rate: largest fraction of the tracks in that may fail (no audio
+            included) for the output to be published; 1 publishes whatever fails.
+        allow_empty: publish an output although the input holds no track at all.
     """
 
     extensions: tuple[str, ...]
@@ -40,6 +43,8 @@ class ExtractSettings:
     row_groups_per_file: int
     compression: str
     isolate_on_retry: bool
+    max_failure_rate: float
+    allow_empty: bool
 
     def __post_init__(self) -> None:
         if not self.extensions or any(not e or "." in e or "/" in e for e in self.extensions):
@@ -58,6 +63,8 @@ class ExtractSettings:
             raise ValueError("tracks_per_task and batch_rows must be >= 1, partitions >= 0")
         if self.row_group_mb <= 0 or self.row_groups_per_file < 1:
             raise ValueError("row_group_mb must be > 0 and row_groups_per_file >= 1")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ValueError("max_failure_rate must be between 0 and 1 (a fraction of the tracks in)")
 
     @property
     def checksum(self) -> bool:

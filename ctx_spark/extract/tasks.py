@@ -3,7 +3,9 @@
 Each function takes an iterator of ``pyarrow.RecordBatch`` and yields batches with the
 input columns passed through untouched (no pandas round trip for the target vectors) plus
 the columns it adds. Every per-row failure becomes data (an error reason and message in
-the row); only a bug in this module can fail a task.
+the row); only a bug in this module can fail a task. A write that no retry can fix (a
+full or read-only output) does not fail the task either: the write task hands back its
+message (status :data:`WRITE_ERROR`) and the driver ends the job with it in one line.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import faulthandler
 import functools
 import multiprocessing
+import re
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from ctx_spark.audio.params import MelParams
 from ctx_spark.audio.sources import checksum_audio, stat_audio
 from ctx_spark.shards import contract
 from ctx_spark.shards.contract import AUDIO, AUDIO_CHECKSUM, AUDIO_MTIME, AUDIO_SIZE, output_schema
-from ctx_spark.shards.writer import ShardWriter
+from ctx_spark.shards.writer import ShardWriteError, ShardWriter
 
 SPLIT = schema.SPLIT
 MEL = contract.MEL
@@ -38,6 +41,8 @@ ERROR_MESSAGE = "error_message"
 STATUS = "status"
 WRITTEN = "written"
 FAILED = "failed"
+#: Status of a write task that could not write (its ``reason`` holds the message).
+WRITE_ERROR = "write_error"
 
 #: Columns the audio task adds, as Spark DDL (appended to its input schema).
 COMPUTED_DDL = f"{MEL} binary, {DECODED} double, {ERROR_REASON} string, {ERROR_STAGE} string, {ERROR_MESSAGE} string"
@@ -45,6 +50,8 @@ COMPUTED_DDL = f"{MEL} binary, {DECODED} double, {ERROR_REASON} string, {ERROR_S
 FINGERPRINT_DDL = f"{AUDIO_SIZE} bigint, {AUDIO_MTIME} bigint, {AUDIO_CHECKSUM} string"
 
 _MAX_MESSAGE = 2000
+#: A bytes literal in an exception's text (``b'ID3\x04...'``): file content, never recorded.
+_BYTES_LITERAL = re.compile(r"""\bb(['"]).*?(?<!\\)\1""")
 
 V = TypeVar("V")
 
@@ -149,8 +156,16 @@ def _mel_row(audio: Optional[str], params: MelParams, silence: float, isolate: b
     except AudioError as exc:
         return None, 0.0, exc.reason, exc.stage, exc.message[:_MAX_MESSAGE]
     except Exception as exc:  # a bug or an unexpected library error: recorded, not fatal
-        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return None, 0.0, ERROR, STAGE_OF_REASON[ERROR], f"{audio}: {detail}"[:_MAX_MESSAGE]
+        return None, 0.0, ERROR, STAGE_OF_REASON[ERROR], f"{audio}: {content_free(exc)}"[:_MAX_MESSAGE]
+
+
+def content_free(exc: BaseException) -> str:
+    """An unexpected exception as one line of text that quotes nothing read from a file:
+    bytes literals are elided and control characters replaced (errors/ messages name
+    files and causes, never their content)."""
+    detail = " ".join("".join(traceback.format_exception_only(type(exc), exc)).split())
+    detail = _BYTES_LITERAL.sub("b'...'", detail)
+    return "".join(c if c.isprintable() else "?" for c in detail)
 
 
 @dataclass(frozen=True)
@@ -265,6 +280,23 @@ class WriteSpec:
     compression: str
 
 
+def _write_error(exc: ShardWriteError, batches: Iterator[pa.RecordBatch]) -> pa.RecordBatch:
+    """The stats row of a task that could not write: status :data:`WRITE_ERROR`, the
+    message as its reason, the rows it had not read yet as ``n``."""
+    n = sum(batch.num_rows for batch in batches)  # drains the input: the job ends anyway
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([None], pa.string()),
+            pa.array([WRITE_ERROR], pa.string()),
+            pa.array([str(exc)], pa.string()),
+            pa.array([False], pa.bool_()),
+            pa.array([n], pa.int64()),
+            pa.array([0.0], pa.float64()),
+        ],
+        names=[SPLIT, STATUS, "reason", REUSED, "n", "seconds"],
+    )
+
+
 def write_batches(batches: Iterator[pa.RecordBatch], spec: WriteSpec) -> Iterator[pa.RecordBatch]:
     """Write the rows that have a spectrogram to ``root/<split>/`` shard files and the
     others to ``root/errors/``, then yield this task's counts (:data:`STATS_DDL`).
@@ -293,6 +325,11 @@ def write_batches(batches: Iterator[pa.RecordBatch], spec: WriteSpec) -> Iterato
                 errors.write(ERRORS_SPLIT, bad.rename_columns(failures.names).cast(failures))
         shards.close()
         errors.close()
+    except ShardWriteError as exc:
+        shards.abort()
+        errors.abort()
+        yield _write_error(exc, batches)
+        return
     except BaseException:
         shards.abort()
         errors.abort()

@@ -8,11 +8,20 @@ its shard files already sorted by (split, track_id) and writes them as
 skip names starting with ``.``), then renamed. The names depend only on the task's
 partition and the rows' order, so a retried or speculative attempt rewrites the same files
 with the same rows instead of adding duplicates.
+
+A write that fails because the output filesystem is full, read-only or refuses the job
+(:data:`PERMANENT_ERRNOS`) raises :class:`ShardWriteError`, one line naming the directory
+and the cause: no retry can fix it, so the tasks hand it back to the driver instead of
+failing (docs/extraction.md, "Refusals").
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Optional
 
 import pyarrow as pa
@@ -25,6 +34,35 @@ from ctx_spark.shards import contract
 
 #: Bytes a row holds besides its spectrogram (ids, 4 x 15 targets, path, fingerprint).
 ROW_OVERHEAD_BYTES = 512
+
+
+#: errno values of a write that no retry fixes: no space, no quota, read-only, refused.
+PERMANENT_ERRNOS = {
+    errno.ENOSPC: "ENOSPC",
+    errno.EDQUOT: "EDQUOT",
+    errno.EROFS: "EROFS",
+    errno.EACCES: "EACCES",
+    errno.EPERM: "EPERM",
+    errno.EFBIG: "EFBIG",
+}
+#: The same causes as some filesystems word them without an errno.
+PERMANENT_PHRASES = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
+
+
+class ShardWriteError(Exception):
+    """A shard or errors/ file cannot be written, for a reason no retry fixes; the message
+    is one line, ``DIRECTORY: cause``."""
+
+
+def permanent_cause(exc: BaseException) -> Optional[str]:
+    """``No space left on device [ENOSPC]`` when ``exc`` is a write failure that no retry
+    fixes (:data:`PERMANENT_ERRNOS`, or one of :data:`PERMANENT_PHRASES` in its text),
+    else None."""
+    code = getattr(exc, "errno", None)
+    if code in PERMANENT_ERRNOS:
+        return f"{os.strerror(code)} [{PERMANENT_ERRNOS[code]}]"
+    text = str(exc)
+    return next((phrase for phrase in PERMANENT_PHRASES if phrase in text), None)
 
 
 def rows_per_group(params: MelParams, row_group_mb: float) -> int:
@@ -48,8 +86,11 @@ class ShardWriter:
         group_rows: int,
         groups_per_file: int,
         compression: str,
+        *,
+        prefix: str = "part",
     ):
         self.fs, self.root = arrow_filesystem(root)
+        self.prefix = prefix
         self.task = task
         self.schema = schema
         self.group_rows = group_rows
@@ -65,8 +106,30 @@ class ShardWriter:
         self._pending_rows = 0
         self.files: list[str] = []
 
+    @contextmanager
+    def _permanent_errors(self) -> Iterator[None]:
+        """Turn a write failure that no retry fixes into :class:`ShardWriteError`."""
+        try:
+            yield
+        except ShardWriteError:
+            raise
+        except OSError as exc:
+            cause = permanent_cause(exc)
+            if cause is None:
+                raise
+            directory = f"{self.root}/{self._split}" if self._split is not None else self.root
+            raise ShardWriteError(f"{directory}: {cause}") from None
+
     def write(self, split: str, table: pa.Table) -> None:
-        """Queue ``table`` (rows of ``split``, in the output schema)."""
+        """Queue ``table`` (rows of ``split``, in the output schema).
+
+        Raises:
+            ShardWriteError: the filesystem is full, read-only or refuses the write.
+        """
+        with self._permanent_errors():
+            self._write(split, table)
+
+    def _write(self, split: str, table: pa.Table) -> None:
         if split != self._split:
             self._finish_file()
             self._split = split
@@ -88,7 +151,7 @@ class ShardWriter:
     def _open(self) -> None:
         directory = f"{self.root}/{self._split}"
         self.fs.create_dir(directory, recursive=True)
-        base = f"part-{self.task:05d}-{self._seq:03d}.parquet"
+        base = f"{self.prefix}-{self.task:05d}-{self._seq:03d}.parquet"
         self._final = f"{directory}/{base}"
         self._tmp = f"{directory}/.{base}.{uuid.uuid4().hex[:8]}.tmp"
         self._writer = pq.ParquetWriter(
@@ -130,8 +193,13 @@ class ShardWriter:
         self._seq += 1
 
     def close(self) -> None:
-        """Flush and publish the open file."""
-        self._finish_file()
+        """Flush and publish the open file.
+
+        Raises:
+            ShardWriteError: the filesystem is full, read-only or refuses the write.
+        """
+        with self._permanent_errors():
+            self._finish_file()
 
     def abort(self) -> None:
         """Drop the open temporary file (the task failed)."""

@@ -15,7 +15,6 @@ import pytest
 from ctx_spark.audio import errors
 from ctx_spark.audio.mel import compute_mel
 from ctx_spark.audio.params import MelParams
-from ctx_spark.config import load_config
 from ctx_spark.errors import InputError
 from ctx_spark.extract import run as extract_run
 from ctx_spark.extract.run import ExtractInputs, run_extract_stage
@@ -31,9 +30,9 @@ from ctx_spark.testing.audio import (
     truncated_copy,
     write_audio,
 )
-from tests.conftest import TEST_SPARK_OVERRIDES, write_parquet_table
+from tests.conftest import TEST_SPARK_OVERRIDES
+from tests.extract.helpers import N_CONTEXTS, make_config, targets_for, write_dataset, write_tracks
 
-N_CONTEXTS = 15
 SPLIT_OF = {
     1: "train",
     3: "train",
@@ -58,57 +57,6 @@ EXPECTED_FAILURES = {
     11: errors.TOO_SHORT,
     12: errors.NO_AUDIO,
 }
-
-
-def make_config(*overrides: str):
-    return load_config(overrides=TEST_SPARK_OVERRIDES + tuple(overrides))
-
-
-def targets_for(track_ids, seed: int = 0) -> dict[int, dict]:
-    rng = np.random.default_rng(seed)
-    return {
-        t: {
-            "labels": rng.integers(0, 2, N_CONTEXTS).tolist(),
-            "neg_exact": rng.random(N_CONTEXTS).tolist(),
-            "neg_ignore_zeros": rng.random(N_CONTEXTS).tolist(),
-            "pos_tfidf": rng.random(N_CONTEXTS).tolist(),
-        }
-        for t in track_ids
-    }
-
-
-def write_dataset(root: Path, split_of: dict[int, str], targets: dict[int, dict]) -> str:
-    """A build_dataset-like output: root/dataset with int8 labels and float64 weights."""
-    ids = sorted(split_of)
-    columns = {
-        "track_id": ids,
-        "artist_id": [i * 10 for i in ids],
-        "album_id": [i * 100 for i in ids],
-        "labels": [targets[i]["labels"] for i in ids],
-        "split": [split_of[i] for i in ids],
-        **{w: [targets[i][w] for i in ids] for w in contract.WEIGHT_COLUMNS},
-    }
-    schema = pa.schema(
-        [
-            ("track_id", pa.int64()),
-            ("artist_id", pa.int64()),
-            ("album_id", pa.int64()),
-            ("labels", pa.list_(pa.int8())),
-            ("split", pa.string()),
-            *[(w, pa.list_(pa.float64())) for w in contract.WEIGHT_COLUMNS],
-        ]
-    )
-    write_parquet_table(root / "dataset" / "part-0.parquet", columns, schema)
-    return str(root)
-
-
-def write_tracks(path: Path, audio_of: dict[int, str]) -> str:
-    ids = sorted(audio_of)
-    return write_parquet_table(
-        path,
-        {"track_id": ids, "audio": [audio_of[i] for i in ids]},
-        pa.schema([("track_id", pa.int64()), ("audio", pa.string())]),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +95,8 @@ def first_run(spark, audio_files, tmp_path_factory):
     targets = targets_for(SPLIT_OF)
     dataset = write_dataset(root / "ds", SPLIT_OF, targets)
     out = root / "mels"
-    cfg = make_config("extract.partitions=1")
+    # 8 of 12 tracks fail on purpose: above the default extract.max_failure_rate.
+    cfg = make_config("extract.partitions=1", "extract.max_failure_rate=1")
     report = run_extract_stage(spark, cfg, ExtractInputs(tracks=tracks, dataset=dataset), str(out))
     return {"report": report, "out": out, "tracks": tracks, "dataset": dataset, "targets": targets, "cfg": cfg}
 
@@ -300,7 +249,7 @@ def test_a_failed_run_leaves_the_previous_output(spark, first_run, tmp_path, mon
         raise RuntimeError("simulated crash after the shards were written")
 
     monkeypatch.setattr(extract_run, "extract_report", fail)
-    cfg = make_config("extract.incremental=false")
+    cfg = make_config("extract.incremental=false", "extract.max_failure_rate=1")
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_extract_stage(spark, cfg, ExtractInputs(tracks=first_run["tracks"], dataset=first_run["dataset"]), str(out))
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == listing
@@ -324,7 +273,17 @@ def test_audio_dir_without_dataset_writes_all(spark, tmp_path, config):
     out = tmp_path / "mels"
     report = run_extract_stage(spark, cfg, ExtractInputs(audio_dir=str(d)), str(out))
     assert report["written"] == {"all": 3} and report["failed_total"] == 0
-    assert report["catalogue_entries"] == 5 and report["catalogue_bad_names"] == 1
+    assert report["catalogue_entries"] == 6 and report["catalogue_bad_names"] == 1 and report["catalogue_tracks"] == 3
+    assert report["catalogue_rejected"] == {"bad_name": 1, "duplicate": 1, "unlisted_extension": 1}
+    unused = {r["audio"].rsplit("/", 1)[1]: r for r in pq.read_table(str(out / "errors")).to_pylist()}
+    assert {name: r["reason"] for name, r in unused.items()} == {
+        "21.ogg": "duplicate",
+        "not-an-id.ogg": "bad_name",
+        "notes.txt": "unlisted_extension",
+    }
+    assert unused["21.ogg"]["track_id"] == 21 and unused["21.ogg"]["message"].startswith(
+        f"another file of this track is used: file:{d}/21.mp3"
+    )
     table = pq.read_table(str(out / "all"))
     assert table.schema.equals(output_schema(pa.int64(), False, params), check_metadata=False)
     by_id = {r["track_id"]: r for r in table.to_pylist()}
