@@ -23,6 +23,7 @@ from jobs.refresh_catalogue import main
 from tests.conftest import write_parquet_table
 from tests.refresh_helpers import SETTINGS, read_outputs, write_week1, write_week2
 
+STAGE_DIRS = ("labels", "dataset", "mels")
 #: Week 3: every playlist but "gym" is gone, so only tracks 7 and 12 stay labelled.
 WEEK3_PLAYLISTS = {6: ("gym", [7, 12])}
 
@@ -86,6 +87,9 @@ def history(spark, tmp_path_factory):
         record["runs"].append(run_id)
         record[run_id] = {"manifest": manifest(root, run_id), "outputs": read_outputs(root / "snapshots" / run_id)}
         record[run_id]["files"] = data_files(root)
+        snapshot = root / "snapshots" / run_id
+        record[run_id]["reader"] = type(open_split(str(snapshot / "mels"), "train"))
+        record[run_id]["listing"] = {n: sorted(p.name for p in (snapshot / n).iterdir()) for n in STAGE_DIRS}
         return run_id
 
     week(week1, "refresh.store.enabled=false")  # the layout before the store
@@ -97,30 +101,28 @@ def history(spark, tmp_path_factory):
 
 
 def test_the_layout_before_the_store_stays_readable_and_is_imported(history):
-    root, (old, new, *_) = history["root"], history["runs"]
-    assert isinstance(open_split(str(root / "snapshots" / old / "mels"), "train"), ShardSplit)
+    old, new = history["runs"][:2]
+    assert history[old]["reader"] is ShardSplit and history[new]["reader"] is StoreSplit
     assert history[old]["files"] == [] and history[old]["manifest"]["inputs"]["mel_store"] is None
     m = history[new]["manifest"]
     # Week 2: 6 unchanged tracks imported from week 1's shards (no decoding), 5 decoded.
     assert m["changes"]["mels"] == {"computed": 5, "reused": 6, "from_store": 0, "copied": 0, "imported": 6}
-    assert isinstance(open_split(str(root / "snapshots" / new / "mels"), "train"), StoreSplit)
     before, after = history[old]["outputs"]["mels"], history[new]["outputs"]["mels"]
     same = {t: mel for (_, t), mel in before.items()}
     assert all(after[k] == same[k[1]] for k in after if k[1] in (1, 3, 4, 5, 7, 8))
 
 
 def test_an_unchanged_week_is_reused_by_reference(history):
-    root, (_, second, third, *_) = history["root"], history["runs"]
+    second, third = history["runs"][1:3]
     m = history[third]["manifest"]
     assert {name: s["reused_from"] for name, s in m["stages"].items()} == dict.fromkeys(m["stages"], second)
     assert m["stages"]["extract"]["rows"]["computed"] == 0 and m["stages"]["extract"]["rows"]["written"] == 11
     assert m["changes"]["labels"]["tracks_added"] == 0
-    snapshot = root / "snapshots" / third
-    for name in ("labels", "dataset", "mels"):  # a report naming the data, nothing else
-        assert [p.name for p in (snapshot / name).iterdir()] == ["report.json"]
+    # each stage directory: a report naming the data, nothing else
+    assert history[third]["listing"] == dict.fromkeys(STAGE_DIRS, ["report.json"])
     assert history[third]["files"] == history[second]["files"]  # nothing written to the store
     assert history[third]["outputs"]["mels"] == history[second]["outputs"]["mels"]
-    assert isinstance(open_split(str(snapshot / "mels"), "train"), StoreSplit)  # followed to the data
+    assert history[third]["reader"] is StoreSplit  # followed to the data
 
 
 def test_a_week_most_tracks_leave_compacts_the_store(history):
