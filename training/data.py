@@ -183,7 +183,7 @@ def batched_pass(
     seed = tf.cast(seed, tf.int64)
     parts = max(1, min(settings.workers, len(split.row_groups)))
     signature = _signature(split, columns, n_contexts)
-    if settings.reader == "pyarrow":
+    if settings.reader == "pyarrow" or not split.self_contained:  # petastorm reads only whole shards
         generate = _pyarrow_generator(split, columns, n_contexts)
     else:
         generate = _petastorm_generator(split, columns, n_contexts)

@@ -60,7 +60,11 @@ class ShardSplit:
         path: the split's directory (same form as ``root``).
         info: what the root records: mel parameters, format version, contexts.
         params: ``info.params``.
+        self_contained: the split's files hold the spectrograms (False for a snapshot's
+            references into the mel store, which only this module's readers follow).
     """
+
+    self_contained = True
 
     def __init__(self, root: str, name: str, info: ShardInfo | MelParams):
         self.root = root.rstrip("/")

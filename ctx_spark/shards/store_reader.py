@@ -57,6 +57,8 @@ class StoreSplit(ShardSplit):
     Attributes (besides ShardSplit's): refs, the store the references point into.
     """
 
+    self_contained = False
+
     def __init__(self, root: str, name: str, info: ShardInfo, refs: RefsInfo):
         super().__init__(root, name, info)
         self.refs = refs
