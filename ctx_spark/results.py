@@ -29,12 +29,13 @@ def scores_of_snapshot(root: str) -> str:
             ``refresh.model`` was configured).
     """
     from ctx_spark.refresh import current_snapshot
+    from ctx_spark.refresh.references import resolve_path
     from ctx_spark.refresh.settings import STAGE_DIRS
 
     snapshot = current_snapshot(None if fs.is_local(root) else _spark(), root)
     if snapshot is None:
         raise InputError(f"refresh root {root}: nothing published yet (no {root}/current)")
-    scores = f"{snapshot}/{STAGE_DIRS['score']}"
+    scores = resolve_path(f"{snapshot}/{STAGE_DIRS['score']}")  # a reused stage: where its data is
     if not fs.exists(fs.join(scores, schema.CONTEXT_RANKINGS_DIR)):
         raise InputError(f"snapshot {snapshot} holds no scores: set refresh.model to score each refresh")
     return scores

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ctx_spark.testing.audio import VIBE_ACE
 from tests.conftest import TEST_SPARK_OVERRIDES, write_parquet_table
@@ -128,15 +127,31 @@ def write_week2(catalogue: Path, week1: Path) -> Path:
     return catalogue
 
 
+def stage_dir(snapshot: Path, name: str) -> Path:
+    """A snapshot's stage directory, or the one it references when the refresh reused it."""
+    from ctx_spark.refresh.references import resolve_path
+
+    return Path(resolve_path(str(snapshot / name)))
+
+
 def read_outputs(snapshot: Path) -> dict:
     """What a snapshot published, in comparable form: label rows, dataset rows, and the
-    mel bytes by (split, track id)."""
-    labels = pd.read_parquet(snapshot / "labels" / "track_labels").sort_values("track_id").reset_index(drop=True)
-    dataset = pd.read_parquet(snapshot / "dataset" / "dataset").sort_values("track_id").reset_index(drop=True)
+    mel bytes by (split, track id), read the way the trainer reads them (through the
+    references into the mel store, or from self-contained shards)."""
+    from ctx_spark.shards.reader import open_split
+
+    labels = pd.read_parquet(stage_dir(snapshot, "labels") / "track_labels")
+    dataset = pd.read_parquet(stage_dir(snapshot, "dataset") / "dataset")
     mels = {}
     for split in ("train", "validation", "test", "all"):
-        if (snapshot / "mels" / split).exists():
-            table = pq.read_table(str(snapshot / "mels" / split), columns=["track_id", "mel"])
-            for track_id, mel in zip(table.column("track_id").to_pylist(), table.column("mel").to_pylist()):
-                mels[(split, track_id)] = mel
-    return {"labels": labels, "dataset": dataset, "mels": mels}
+        if (stage_dir(snapshot, "mels") / split).exists():
+            reader = open_split(str(snapshot / "mels"), split)
+            for group in reader.row_groups:
+                table = reader.read_row_group(group, ["track_id", "mel"])
+                for track_id, mel in zip(table.column("track_id").to_pylist(), table.column("mel").to_pylist()):
+                    mels[(split, track_id)] = mel
+    return {
+        "labels": labels.sort_values("track_id").reset_index(drop=True),
+        "dataset": dataset.sort_values("track_id").reset_index(drop=True),
+        "mels": mels,
+    }

@@ -198,7 +198,7 @@ def batched_pass(
         ConfigError: the petastorm reader is chosen where it cannot run.
     """
     seed = tf.cast(seed, tf.int64)
-    if settings.reader == "pyarrow":
+    if settings.reader == "pyarrow" or not split.self_contained:  # petastorm reads only whole shards
         signature = _signature(split, columns, n_contexts, mel_as_bytes=False)
         generate = _pyarrow_pass(split, settings, columns, n_contexts)
         return tf.data.Dataset.from_generator(

@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from ctx_spark.errors import InputError
 from ctx_spark.explorer.readers import local, read_json
+from ctx_spark.refresh.references import resolve_path
 from ctx_spark.registry import STAGES
 
 #: Stage directories of a snapshot (the registry's output directories), by part name.
@@ -161,8 +162,8 @@ def resolve(
     snapshot, root = _snapshot_of(Path(source)) if source is not None else (None, None)
     parts = {name: Part(name) for name in PARTS}
     for name, directory in STAGE_DIRS.items():
-        if snapshot is not None:
-            parts[name].path, parts[name].how = snapshot / directory, "snapshot"
+        if snapshot is not None:  # a stage reused by reference: where its data is
+            parts[name].path, parts[name].how = Path(resolve_path(str(snapshot / directory))), "snapshot"
     if snapshot is not None and (snapshot / "keywords").is_dir():
         parts["keywords"].path, parts["keywords"].how = snapshot / "keywords", "snapshot"
     for name, path in given_paths.items():

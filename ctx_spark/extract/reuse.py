@@ -49,7 +49,7 @@ def previous_output(spark: SparkSession, out: str, params: MelParams, id_kind: s
     return df.select(*needed), f"reusing spectrograms from {len(dirs)} previous shard datasets"
 
 
-def _fingerprint_match(checksum: bool) -> Column:
+def fingerprint_match(checksum: bool) -> Column:
     """Join condition between aliases ``cur`` (this run) and ``prev`` (previous shards)."""
     same = F.col(f"cur.{TRACK_ID}") == F.col(f"prev.{TRACK_ID}")
     columns = (AUDIO_CHECKSUM,) if checksum else (AUDIO_SIZE, AUDIO_MTIME)
@@ -72,8 +72,8 @@ def split_reuse(
         return None, rows
     cur = rows.alias("cur")
     keys = previous.select(TRACK_ID, *FINGERPRINT_COLUMNS).alias("prev")
-    to_compute = cur.join(keys, _fingerprint_match(checksum), "left_anti")
-    reused = cur.join(previous.alias("prev"), _fingerprint_match(checksum), "inner").select(
+    to_compute = cur.join(keys, fingerprint_match(checksum), "left_anti")
+    reused = cur.join(previous.alias("prev"), fingerprint_match(checksum), "inner").select(
         *[F.col(f"cur.{c}").alias(c) for c in rows.columns],
         F.col(f"prev.{contract.MEL}").alias(tasks.MEL),
         F.lit(0.0).alias(tasks.DECODED),

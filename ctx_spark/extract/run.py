@@ -30,6 +30,7 @@ from ctx_spark.fs import arrow_filesystem
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.schema import ALL_SPLIT, SPLITS, TRACK_ID, id_kind
 from ctx_spark.shards import contract
+from ctx_spark.shards.store import REFS_FILE, StoreSettings
 from ctx_spark.shards.writer import rows_per_group
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ ARROW_BATCH_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
 
 #: What an extraction output root holds; anything else there makes the job refuse --out.
 OWNED_NAMES = frozenset(
-    SPLITS + (ALL_SPLIT, contract.ERRORS_DIR, contract.PARAMS_FILE, contract.INFO_FILE, contract.REPORT_FILE)
+    SPLITS + (ALL_SPLIT, contract.ERRORS_DIR, contract.PARAMS_FILE, contract.INFO_FILE, contract.REPORT_FILE, REFS_FILE)
 )
 
 
@@ -78,6 +79,12 @@ class ExtractRun:
     catalogue: Optional[listing.Catalogue] = None
     targets: Optional[DataFrame] = None
     rows: Optional[DataFrame] = None
+    # The shared mel store (chained runs only; ctx_spark/extract/stored.py): its root and
+    # settings, its rows as read at the start, and the batch this run writes.
+    store_root: Optional[str] = None
+    store: Optional[StoreSettings] = None
+    store_rows: Optional[DataFrame] = None
+    batch: Optional[str] = None
 
     @property
     def with_targets(self) -> bool:
@@ -127,7 +134,12 @@ def _union(computed: Optional[DataFrame], reused: Optional[DataFrame]) -> Option
 
 
 def run_extract_stage(
-    spark: SparkSession, cfg: Config, inputs: ExtractInputs, out: str, previous: Optional[str] = None
+    spark: SparkSession,
+    cfg: Config,
+    inputs: ExtractInputs,
+    out: str,
+    previous: Optional[str] = None,
+    mel_store: Optional[str] = None,
 ) -> dict[str, Any]:
     """Extract spectrograms and write ``out/{train,validation,test}/`` (or ``out/all/``),
     ``out/errors/``, ``out/mel_params.json``, ``out/shards.json`` and ``out/report.json``.
@@ -137,6 +149,9 @@ def run_extract_stage(
         previous: the earlier output whose spectrograms incremental runs reuse; None (the
             default) reuses the one at ``out`` itself. A scheduled refresh writes each run
             to a new snapshot and passes the last published snapshot's output here.
+        mel_store: the shared mel store of a chained run: spectrograms are written there
+            once and ``out`` holds references (ctx_spark/extract/stored.py); ``previous`` is
+            then only read when it is a self-contained shard root, to import from.
 
     Raises:
         InputError: bad inputs, or an ``out`` that overlaps an input or holds files that
@@ -156,10 +171,18 @@ def run_extract_stage(
         settings=cfg.section("extract", ExtractSettings),
         started=started,
     )
+    if mel_store is not None:
+        run.store_root = io.qualify(mel_store).rstrip("/")
+        run.store = store_settings(cfg)
+        io.check_output_path("extract", out, {**inputs.paths(), "refresh.store.path": run.store_root})
     with _arrow_batch_rows(spark, run.settings.batch_rows):
         try:
             with stage(log, "read inputs"):
                 _read_rows(run)
+            if run.store_root is not None:
+                from ctx_spark.extract.stored import extract_to_store
+
+                return extract_to_store(run)
             return _extract(run)
         finally:
             if run.rows is not None:
@@ -256,20 +279,37 @@ def _write_empty_errors(staging: str, kind: str) -> None:
     pq.write_table(schema.empty_table(), f"{root}/{contract.ERRORS_DIR}/part-00000-000.parquet", filesystem=fs)
 
 
+def store_settings(cfg: Config) -> StoreSettings:
+    """The ``refresh.store`` settings (the store is the refresh's; see conf/refresh.yaml)."""
+    from ctx_spark.config import from_mapping
+
+    raw = (cfg.data.get("refresh") or {}).get("store") or {}
+    return from_mapping(StoreSettings, raw, "refresh.store")
+
+
 def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run: the run's audio (a table or a directory) and the
-    dataset stage's output in; the previous run's shards reused for unchanged tracks."""
+    dataset stage's output in. With the run's mel store (input ``mel_store``) only new and
+    changed tracks are decoded and the snapshot holds references; without it the previous
+    run's shards are reused for unchanged tracks and copied into this snapshot."""
     inputs = ExtractInputs(
         tracks=request.inputs.get("audio_table"),
         audio_dir=request.inputs.get("audio_dir"),
         dataset=request.upstream["dataset"],
     )
-    return run_extract_stage(request.spark, request.cfg, inputs, request.out, previous=request.previous)
+    return run_extract_stage(
+        request.spark,
+        request.cfg,
+        inputs,
+        request.out,
+        previous=request.previous,
+        mel_store=request.inputs.get("mel_store"),
+    )
 
 
 def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
     """The counts a refresh manifest keeps from the report."""
-    return {
+    rows = {
         "tracks_in": report["tracks_in"],
         "written": report["written_total"],
         "per_split": report["written"],
@@ -278,6 +318,14 @@ def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
         "failed": report["failed_total"],
         "failed_by_reason": report["failed"],
     }
+    if report.get("layout") == "store":  # where the reused spectrograms came from
+        rows.update(
+            from_store=report["from_store"],
+            copied=report["copied"],
+            imported=report["imported"],
+            store_bytes_written=report["store"]["bytes_written"],
+        )
+    return rows
 
 
 def manifest_line(rows: dict[str, Any]) -> str:

@@ -17,12 +17,14 @@ from pyspark.sql import SparkSession
 from ctx_spark import io, schema
 from ctx_spark.config import Config
 from ctx_spark.logs import get_logger, stage
+from ctx_spark.refresh import references
 from ctx_spark.refresh import snapshots as S
-from ctx_spark.refresh.diff import label_changes
+from ctx_spark.refresh.diff import label_changes, no_label_changes
+from ctx_spark.refresh.guards import check_extraction
 from ctx_spark.refresh.inputs import Catalogue
 from ctx_spark.refresh.lock import RunLock
 from ctx_spark.refresh.manifest import code_version, stage_summary
-from ctx_spark.refresh.settings import STAGE_DIRS, RefreshSettings
+from ctx_spark.refresh.settings import STAGE_DIRS, RefreshSettings, store_root
 from ctx_spark.refresh.store import TMP_PREFIX, utc_now
 from ctx_spark.registry import StageRequest, stages_for
 
@@ -51,8 +53,19 @@ class Run:
         return f"{self.snapshot}/{STAGE_DIRS[name]}"
 
     def previous_dir(self, name: str) -> Optional[str]:
+        """The previous published snapshot's output of stage ``name``: the directory that
+        holds its data (references followed)."""
         previous = self.state.get("previous")
-        return f"{self.layout.snapshot(previous)}/{STAGE_DIRS[name]}" if previous else None
+        if not previous:
+            return None
+        return references.resolve(self.store, f"{self.layout.snapshot(previous)}/{STAGE_DIRS[name]}")
+
+    def previous_key(self, name: str) -> Optional[str]:
+        """The key stage ``name`` had in the previous published snapshot (None before keys
+        were recorded, or without a previous snapshot)."""
+        previous = self.state.get("previous")
+        state = S.read_state(self.store, self.layout, previous) if previous else None
+        return ((state or {}).get("stages") or {}).get(name, {}).get("key")
 
     def save(self) -> None:
         S.write_state(self.store, self.layout, self.state)
@@ -75,6 +88,13 @@ class Chain:
     lock: RunLock
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     earlier: list[str] = field(default_factory=list)
+    keys: dict[str, Optional[str]] = field(default_factory=dict)
+    reused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mel_store(self) -> Optional[str]:
+        """The shared mel store's root, or None when ``refresh.store.enabled`` is false."""
+        return store_root(self.settings, self.run.layout.root) if self.settings.store.enabled else None
 
     def inputs(self) -> dict[str, str]:
         """The run's named inputs (see :class:`ctx_spark.registry.StageRequest`)."""
@@ -85,7 +105,21 @@ class Chain:
             inputs["audio_dir"] = self.cat.audio_dir
         if self.settings.model:
             inputs["model"] = self.settings.model
+        if self.mel_store is not None:
+            inputs["mel_store"] = self.mel_store
         return inputs
+
+    def stage_key(self, name: str) -> Optional[str]:
+        """This run's key of stage ``name`` (:func:`references.stage_key`); the extraction's
+        depends on the store too. None in ``column`` mode for the extraction: the audio
+        table's fingerprint does not cover the files it names."""
+        extra: dict[str, Any] = {}
+        fingerprints = dict(self.run.state["fingerprint"]["inputs"])
+        if name == "extract":
+            if self.cat.audio_source != "dir":
+                return None
+            extra = {"mel_store": self.mel_store}
+        return references.stage_key(name, self.cfg.to_dict(), fingerprints, dict(self.keys), extra)
 
 
 def completed_report(store: Any, out: str) -> Optional[dict[str, Any]]:
@@ -119,35 +153,69 @@ def clear_leftovers(store: Any, *directories: str) -> None:
                 store.delete(f"{directory}/{name}")
 
 
+def _reuse_source(chain: Chain, name: str, key: Optional[str]) -> Optional[str]:
+    """The previous snapshot's data directory of stage ``name`` when its key is ``key``."""
+    if key is None or chain.run.previous_key(name) != key:
+        return None
+    return chain.run.previous_dir(name)
+
+
+def _run_one(chain: Chain, name: str, out: str, upstream: dict[str, str], definition: Any) -> dict[str, Any]:
+    """Run stage ``name``, or reuse the previous snapshot's output by reference."""
+    run = chain.run
+    key = chain.keys[name]
+    source = _reuse_source(chain, name, key)
+    if source is not None:
+        assert key is not None
+        source_run = str(run.state["previous"])
+        with stage(log, f"refresh {name} (reused)"):
+            report = references.write_reference(run.store, out, source, source_run, key, utc_now())
+        log.info("stage %s: inputs, settings and code as in %s: its output is reused by reference", name, source_run)
+        return report
+    request = StageRequest(
+        spark=chain.spark,
+        cfg=chain.cfg,
+        out=out,
+        inputs=chain.inputs(),
+        upstream=dict(upstream),
+        previous=run.previous_dir(name),
+    )
+    with stage(log, f"refresh {name}"):
+        return definition.run(request)
+
+
 def run_stages(chain: Chain) -> None:
-    """Run (or skip, when completed earlier) every stage of the run, in order."""
-    run, inputs = chain.run, chain.inputs()
+    """Run (or skip, when completed earlier, or reuse, when unchanged) every stage of the
+    run, in order."""
+    run = chain.run
     upstream: dict[str, str] = {}
     for definition in stages_for(bool(chain.settings.model)):
         name = definition.name
         chain.lock.verify()
         out = run.stage_dir(name)
+        chain.keys[name] = chain.stage_key(name)
         report = completed_report(run.store, out)
         if report is not None:
             log.info("stage %s: completed by an earlier attempt (%s), skipped", name, out)
             chain.earlier.append(name)
         else:
             clear_leftovers(run.store, run.snapshot, out)
-            request = StageRequest(
-                spark=chain.spark,
-                cfg=chain.cfg,
-                out=out,
-                inputs=inputs,
-                upstream=dict(upstream),
-                previous=run.previous_dir(name),
-            )
-            with stage(log, f"refresh {name}"):
-                report = definition.run(request)
-        upstream[name] = out
+            report = _run_one(chain, name, out, upstream, definition)
+        reference = report.get(references.REFERENCE)
+        if isinstance(reference, dict):
+            chain.reused[name] = str(reference.get("run_id"))
+        upstream[name] = references.resolve(run.store, out)
         chain.reports[name] = report
         if name not in run.state["stages"]:
-            run.state["stages"][name] = {"finished": utc_now(), "attempt": run.state["attempts"]}
+            run.state["stages"][name] = {
+                "finished": utc_now(),
+                "attempt": run.state["attempts"],
+                "key": chain.keys[name],
+                "reused_from": chain.reused.get(name),
+            }
             run.save()
+        if name == "extract":
+            check_extraction(report, chain.settings, chain.cat)
         if chain.settings.fail_after_stage == name:
             raise InjectedFailure(f"refresh.fail_after_stage={name}: stopping after stage {name} (test/ops hook)")
 
@@ -157,21 +225,31 @@ def _changes(chain: Chain) -> dict[str, Any]:
     previous = run.state.get("previous")
     labels = None
     previous_labels = run.previous_dir("label")
-    if previous and previous_labels:
+    current_labels = references.resolve(run.store, run.stage_dir("label"))
+    if previous and previous_labels == current_labels:  # reused: nothing changed
+        labels = no_label_changes(chain.cfg.contexts.names)
+    elif previous and previous_labels:
         before = f"{previous_labels}/{schema.TRACK_LABELS_DIR}"
         if run.store.exists(before):
             with stage(log, "label changes"):
                 labels = label_changes(
                     spark.read.parquet(before),
-                    spark.read.parquet(f"{run.stage_dir('label')}/{schema.TRACK_LABELS_DIR}"),
+                    spark.read.parquet(f"{current_labels}/{schema.TRACK_LABELS_DIR}"),
                     chain.cfg.contexts.names,
                 )
     extract = chain.reports.get("extract", {})
-    return {
-        "previous_snapshot": previous,
-        "labels": labels,
-        "mels": {"computed": extract.get("computed"), "reused": extract.get("reused")},
-    }
+    mels = {"computed": extract.get("computed"), "reused": extract.get("reused")}
+    for name in ("from_store", "copied", "imported"):
+        if name in extract:
+            mels[name] = extract[name]
+    if "extract" in chain.reused:  # the whole stage by reference: nothing decoded or written
+        written = extract.get("written_total")
+        mels = {
+            "computed": 0,
+            "reused": written,
+            **({"from_store": written, "copied": 0, "imported": 0} if "from_store" in extract else {}),
+        }
+    return {"previous_snapshot": previous, "labels": labels, "mels": mels}
 
 
 def build_manifest(
@@ -195,13 +273,17 @@ def build_manifest(
             "audio_source": cat.audio_source,
             "audio_dir": cat.audio_dir,
             "model": chain.settings.model,
+            "mel_store": chain.mel_store,
             "fingerprint": run.state["fingerprint"],
         },
         "config": cfg.to_dict(),
         "config_sources": list(cfg.sources),
         "code": code_version(),
         "spark": {"master": spark.sparkContext.master, "version": spark.version},
-        "stages": {name: stage_summary(name, report) for name, report in chain.reports.items()},
+        "stages": {
+            name: stage_summary(name, report, chain.keys.get(name), chain.reused.get(name))
+            for name, report in chain.reports.items()
+        },
         "changes": _changes(chain) if status == "published" else None,
         "published_at": None,
         "failed_stage": failed_stage,

@@ -67,3 +67,14 @@ def label_changes(previous: DataFrame, current: DataFrame, names: Sequence[str])
         "labels_gained": {name: int(row[f"gained_{i}"]) for i, name in enumerate(names)},
         "labels_lost": {name: int(row[f"lost_{i}"]) for i, name in enumerate(names)},
     }
+
+
+def no_label_changes(names: Sequence[str]) -> dict[str, Any]:
+    """What :func:`label_changes` returns for two identical tables (a reused labelling)."""
+    return {
+        "tracks_added": 0,
+        "tracks_removed": 0,
+        "tracks_relabelled": 0,
+        "labels_gained": {name: 0 for name in names},
+        "labels_lost": {name: 0 for name in names},
+    }

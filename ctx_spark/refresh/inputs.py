@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from ctx_spark import io
 from ctx_spark.config import Config
 from ctx_spark.errors import InputError
-from ctx_spark.refresh.settings import OPERATIONAL_KEYS, RefreshSettings
+from ctx_spark.refresh.settings import OPERATIONAL_KEYS, OPERATIONAL_STORE_KEYS, RefreshSettings
 
 TABLES = ("playlists", "playlist_tracks", "tracks")
 AUDIO_COLUMN = "audio"
@@ -168,8 +168,11 @@ def output_config(cfg: Config) -> dict[str, Any]:
     """The configuration that shapes a run's outputs (what the fingerprint covers)."""
     data = copy.deepcopy(cfg.to_dict())
     data.pop("spark", None)
+    refresh = data.get("refresh", {})
     for key in OPERATIONAL_KEYS:
-        data.get("refresh", {}).pop(key, None)
+        refresh.pop(key, None)
+    for key in OPERATIONAL_STORE_KEYS:
+        (refresh.get("store") or {}).pop(key, None)
     return data
 
 

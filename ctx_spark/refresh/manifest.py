@@ -34,9 +34,37 @@ def code_version() -> dict[str, Optional[str]]:
     return {"version": ctx_spark.__version__, "git_commit": commit}
 
 
-def stage_summary(name: str, report: dict[str, Any]) -> dict[str, Any]:
-    """Row counts and timing of one stage, from its report.json."""
-    return {"rows": BY_NAME[name].manifest_rows(report), "seconds": report.get("elapsed_seconds")}
+def stage_summary(
+    name: str, report: dict[str, Any], key: Optional[str] = None, reused_from: Optional[str] = None
+) -> dict[str, Any]:
+    """Row counts and timing of one stage, from its report.json, and whether this run
+    computed it or reused the output of run ``reused_from`` by reference (its rows are
+    then that output's, and ``seconds`` is null: nothing ran)."""
+    rows = BY_NAME[name].manifest_rows(report)
+    if reused_from:  # nothing computed: every row is the referenced output's
+        rows = _reused_rows(rows)
+    return {
+        "rows": rows,
+        "seconds": None if reused_from else report.get("elapsed_seconds"),
+        "computed": reused_from is None,
+        "reused_from": reused_from,
+        "key": key,
+    }
+
+
+def _reused_rows(rows: dict[str, Any]) -> dict[str, Any]:
+    """A reused stage's counts: what it holds, none of it computed by this run."""
+    rows = dict(rows)
+    if "computed" in rows and "written" in rows:  # extraction
+        rows.update(computed=0, reused=rows["written"])
+        for key in ("copied", "imported", "store_bytes_written"):
+            if key in rows:
+                rows[key] = 0
+        if "from_store" in rows:
+            rows["from_store"] = rows["written"]
+    if "scored" in rows:  # scoring
+        rows.update(scored=0, reused=rows.get("reused", 0) + rows["scored"])
+    return rows
 
 
 def summary(manifest: dict[str, Any]) -> str:
@@ -55,14 +83,21 @@ def summary(manifest: dict[str, Any]) -> str:
         if definition.name not in stages:
             continue
         line = definition.summary_line(stages[definition.name]["rows"])
+        if stages[definition.name].get("reused_from"):
+            line += f" (reused from {stages[definition.name]['reused_from']}, not recomputed)"
         if definition.name == "label":
             line += _label_changes(manifest, changes)
         lines.append(line)
-    lines.append(
-        "seconds: " + ", ".join(f"{k} {v['seconds']:.1f}" for k, v in stages.items() if v.get("seconds") is not None)
-    )
+    timed = [f"{k} {v['seconds']:.1f}" for k, v in stages.items() if v.get("seconds") is not None]
+    lines.append("seconds: " + (", ".join(timed) or "none (every stage reused)"))
     if manifest.get("pruned"):
         lines.append(f"retention: deleted {', '.join(manifest['pruned'])}")
+    gc = manifest.get("gc") or {}
+    if gc.get("swept") or gc.get("marked"):
+        lines.append(
+            f"mel store: {gc.get('swept', {}).get('files', 0)} unused files deleted "
+            f"({gc.get('swept', {}).get('bytes', 0) / 1e6:.1f} MB), {gc.get('marked', {}).get('files', 0)} withdrawn"
+        )
     if manifest.get("error"):
         lines.append(f"error: {manifest['error']}")
     return "\n".join(lines)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Optional
 
+from ctx_spark import fs
 from ctx_spark.registry import STAGES
+from ctx_spark.shards.store import StoreSettings
 
 #: The chained stages, in order, and the snapshot subdirectory each one writes.
 STAGE_DIRS = {stage.name: stage.output_dir for stage in STAGES}
@@ -20,7 +23,13 @@ OPERATIONAL_KEYS = (
     "fail_after_stage",
     "report",
     "report_top",
+    "max_failure_rate",
 )
+#: ``refresh.store`` settings that change where spectrograms sit or when unused ones go,
+#: never what a snapshot holds: also left out of the fingerprint.
+OPERATIONAL_STORE_KEYS = ("file_mb", "compact_below", "gc", "gc_grace_seconds")
+#: The store's directory under the root when ``refresh.store.path`` is null.
+STORE_DIR = "melstore"
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,9 @@ class RefreshSettings:
         fail_after_stage: test/ops hook, a stage name or None.
         report: write the snapshot's report site (``S/report/index.html``).
         report_top: tracks per context page of the site.
+        max_failure_rate: largest share of the dataset's tracks without a spectrogram
+            (no audio, or a file that failed) a run may publish.
+        store: the shared mel store (``refresh.store``).
     """
 
     audio_source: str
@@ -48,8 +60,12 @@ class RefreshSettings:
     fail_after_stage: Optional[str]
     report: bool = True
     report_top: int = 100
+    max_failure_rate: float = 0.5
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.max_failure_rate <= 1:
+            raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
         if self.audio_source not in AUDIO_SOURCES:
             raise ValueError(f"audio_source must be one of {', '.join(AUDIO_SOURCES)}, got {self.audio_source!r}")
         if not self.audio_dir:
@@ -66,3 +82,14 @@ class RefreshSettings:
             raise ValueError(
                 f"fail_after_stage must be null or one of {', '.join(STAGE_DIRS)}, got {self.fail_after_stage!r}"
             )
+
+
+def store_root(settings: RefreshSettings, root: str) -> str:
+    """The mel store's directory: ``refresh.store.path`` (relative to the root ``root``, or
+    absolute / a URI), or ``<root>/melstore``."""
+    path = settings.store.path
+    if not path:
+        return f"{root.rstrip('/')}/{STORE_DIR}"
+    if "://" in path or path.startswith("file:") or os.path.isabs(path):
+        return fs.qualify(path).rstrip("/")
+    return f"{root.rstrip('/')}/{path.strip('/')}"

@@ -24,8 +24,10 @@ from typing import Any, Optional
 
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger
+from ctx_spark.refresh import references
 from ctx_spark.refresh.lock import LOCK_FILE
 from ctx_spark.refresh.store import store_for
+from ctx_spark.registry import STAGES
 
 log = get_logger("refresh")
 
@@ -33,9 +35,13 @@ SNAPSHOTS_DIR = "snapshots"
 POINTER_FILE = "current"
 STATE_FILE = "state.json"
 MANIFEST_FILE = "manifest.json"
+#: The stage output directories of a snapshot.
+STAGE_OUTPUT_DIRS = tuple(stage.output_dir for stage in STAGES)
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 RUNNING, FAILED, PUBLISHED = "running", "failed", "published"
+#: A snapshot retention deleted but for stage directories kept snapshots still reference.
+RETIRED = "retired"
 
 
 def new_run_id() -> str:
@@ -153,7 +159,12 @@ def resumable(snapshots: list[Snapshot], current: Optional[str]) -> Optional[Sna
     """The newest unfinished run started while ``current`` was the published snapshot (an
     earlier unfinished run can never be resumed: a later one published over it)."""
     candidates = [
-        s for s in snapshots if not s.published and s.state is not None and s.state.get("previous") == current
+        s
+        for s in snapshots
+        if not s.published
+        and s.state is not None
+        and s.state.get("previous") == current
+        and s.state.get("status") != RETIRED
     ]
     return candidates[-1] if candidates else None
 
@@ -161,17 +172,42 @@ def resumable(snapshots: list[Snapshot], current: Optional[str]) -> Optional[Sna
 def prune(store, layout: Layout, keep: int, current: Optional[str], protect: frozenset[str] = frozenset()) -> list[str]:
     """Delete published snapshots beyond the ``keep`` newest (never ``current``) and the
     unfinished ones started before the newest publication (never the ``protect`` ones, e.g.
-    the running one). Returns the run-ids deleted."""
+    the running one). Returns the run-ids deleted or retired.
+
+    A deleted snapshot's stage directory that a kept snapshot references (an output reused
+    by reference, ctx_spark/refresh/references.py) is kept, with the snapshot's state marked
+    ``retired``; a later prune deletes it once nothing references it. Store files are the
+    garbage collector's (ctx_spark/refresh/gc.py).
+    """
     snapshots = list_snapshots(store, layout, current)
     published = [s for s in snapshots if s.published]
     newest_first = sorted(published, key=lambda s: (s.published_at or s.started, s.run_id), reverse=True)
     kept = {s.run_id for s in newest_first[:keep]} | ({current} if current else set()) | set(protect)
     newest_publication = max((s.published_at or s.started for s in published), default="")
-    doomed = [s.run_id for s in published if s.run_id not in kept]
-    doomed += [
-        s.run_id for s in snapshots if not s.published and s.run_id not in kept and s.started < newest_publication
-    ]
-    for run_id in doomed:
-        log.info("retention: deleting snapshot %s", run_id)
-        store.delete(layout.snapshot(run_id))
-    return sorted(doomed)
+    doomed = [s for s in published if s.run_id not in kept]
+    doomed += [s for s in snapshots if not s.published and s.run_id not in kept and s.started < newest_publication]
+    doomed_ids = {s.run_id for s in doomed}
+    survivors = [s.run_id for s in snapshots if s.run_id not in doomed_ids]
+    needed = references.referenced(
+        store, [f"{layout.snapshot(r)}/{d}" for r in survivors for d in STAGE_OUTPUT_DIRS if d]
+    )
+    changed = []
+    for snapshot in doomed:
+        directory = layout.snapshot(snapshot.run_id)
+        keep_dirs = {d for d in STAGE_OUTPUT_DIRS if f"{directory}/{d}" in needed}
+        if not keep_dirs:
+            log.info("retention: deleting snapshot %s", snapshot.run_id)
+            store.delete(directory)
+            changed.append(snapshot.run_id)
+            continue
+        retired = (snapshot.state or {}).get("status") == RETIRED
+        for name in store.list_dir(directory):
+            if name not in keep_dirs and name != STATE_FILE:
+                store.delete(f"{directory}/{name}")
+        if not retired:
+            log.info("retention: retiring snapshot %s (kept: %s, referenced)", snapshot.run_id, sorted(keep_dirs))
+            state = dict(snapshot.state or {"run_id": snapshot.run_id, "started": snapshot.started})
+            state.update(status=RETIRED, retired_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            write_state(store, layout, state)
+            changed.append(snapshot.run_id)
+    return sorted(changed)

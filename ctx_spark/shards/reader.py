@@ -31,6 +31,7 @@ from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger
 from ctx_spark.shards import contract
 from ctx_spark.shards.contract import ShardInfo
+from ctx_spark.shards.store import read_refs_info, resolve_reference
 
 log = get_logger("shards")
 
@@ -59,7 +60,11 @@ class ShardSplit:
         path: the split's directory (same form as ``root``).
         info: what the root records: mel parameters, format version, contexts.
         params: ``info.params``.
+        self_contained: the split's files hold the spectrograms (False for a snapshot's
+            references into the mel store, which only this module's readers follow).
     """
+
+    self_contained = True
 
     def __init__(self, root: str, name: str, info: ShardInfo | MelParams):
         self.root = root.rstrip("/")
@@ -157,8 +162,21 @@ class ShardSplit:
 
 
 def open_split(root: str, name: str) -> ShardSplit:
-    """The split ``name`` of the shard root ``root`` (path or URI), with what the root records."""
-    return ShardSplit(root, name, read_shard_info(root))
+    """The split ``name`` of the shard root ``root`` (path or URI), with what the root records.
+
+    A refresh snapshot's ``mels/`` that references the shared mel store (it holds
+    ``mel_store.json``) gives a :class:`ctx_spark.shards.store_reader.StoreSplit`, which reads
+    the same rows through the references; a self-contained shard root gives a ShardSplit.
+    A ``mels/`` the refresh reused from an earlier snapshot is followed to that one.
+    """
+    root = resolve_reference(root)
+    info = read_shard_info(root)
+    refs = read_refs_info(root)
+    if refs is not None:
+        from ctx_spark.shards.store_reader import StoreSplit
+
+        return StoreSplit(root, name, info, refs)
+    return ShardSplit(root, name, info)
 
 
 def read_mel_params(root: str) -> MelParams:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from ctx_spark.cli import run_main
@@ -77,6 +79,13 @@ def argv(root: Path, catalogue: Path, *extra: str, run_id: Optional[str] = None)
 
 def refresh(root: Path, catalogue: Path, *extra: str, run_id: Optional[str] = None) -> int:
     return run_main(main, argv(root, catalogue, *extra, run_id=run_id))
+
+
+def refresh_gc(root: Path, *extra: str) -> int:
+    args = ["--root", str(root), "--gc"]
+    for item in SETTINGS + extra:
+        args += ["--set", item]
+    return run_main(main, args)
 
 
 def current_id(root: Path) -> str:
@@ -142,12 +151,17 @@ def test_first_run_publishes_a_complete_snapshot(weekly):
     assert m["previous_snapshot"] is None and m["changes"]["labels"] is None
     assert m["started"] < m["finished"] and m["code"]["version"] and m["config"]["label"]["min_playlists"] == 1
     assert m["inputs"]["audio_source"] == "dir" and m["inputs"]["fingerprint"]["inputs"]["audio"]["files"] == 8
+    assert m["inputs"]["mel_store"] == str(root / "melstore") and (root / "melstore").is_dir()
+    # the snapshot references the store: no spectrogram in its mels/
+    mels = root / "snapshots" / first / "mels"
+    assert "mel" not in pq.read_schema(next((mels / "train").glob("*.parquet"))).names
+    assert (mels / "mel_store.json").is_file()
     assert m["inputs"]["fingerprint"]["inputs"]["playlists"]["files"] == 1
     assert m["stages"]["label"]["rows"]["tracks_labelled"] == 8
     assert m["stages"]["label"]["rows"]["read"] == {"playlists": 5, "playlist_tracks": 12, "tracks": 8}
     assert m["stages"]["dataset"]["rows"]["tracks"] == 8
     assert m["stages"]["extract"]["rows"]["computed"] == 8 and m["stages"]["extract"]["rows"]["reused"] == 0
-    assert all(s["seconds"] > 0 for s in m["stages"].values())
+    assert all(s["seconds"] > 0 and s["computed"] and s["reused_from"] is None for s in m["stages"].values())
     assert labels_of(weekly["first_outputs"]) == WEEK1_LABELS
     assert sorted(t for _, t in weekly["first_outputs"]["mels"]) == list(range(1, 9))
     assert not (root / "refresh.lock").exists()
@@ -170,8 +184,9 @@ def test_next_run_resumes_it_and_reuses_unchanged_mels(weekly):
     assert labels_of(weekly["second_outputs"]) == WEEK2_LABELS
     # Dataset tracks 1-5, 7-12; 6 lost its only label. Mels of 1, 3, 4, 5, 7, 8 come from
     # week 1; 2 (new mtime) and 9-12 (new) are decoded.
-    assert m["changes"]["mels"] == {"computed": 5, "reused": 6}
+    assert m["changes"]["mels"] == {"computed": 5, "reused": 6, "from_store": 6, "copied": 0, "imported": 0}
     assert m["stages"]["extract"]["rows"]["written"] == 11
+    assert not any(s["reused_from"] for s in m["stages"].values())  # new tables: every stage ran
     first_mels = {t: mel for (_, t), mel in weekly["first_outputs"]["mels"].items()}
     second_mels = {t: mel for (_, t), mel in weekly["second_outputs"]["mels"].items()}
     assert sorted(second_mels) == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
@@ -255,7 +270,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(spark, catalogues, weekl
     proc = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.time() + 400
-        while "stage decode, compute and write shards: started" not in (tmp_path / "killed.log").read_text():
+        while "stage decode, compute and write store files: started" not in (tmp_path / "killed.log").read_text():
             assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
             assert time.time() < deadline, "the resumed run did not reach extraction"
             time.sleep(0.2)
@@ -267,10 +282,23 @@ def test_killed_run_resumes_to_the_uninterrupted_result(spark, catalogues, weekl
     assert json.loads(state_file.read_text())["attempts"] == 2
     assert json.loads((root / "refresh.lock").read_text())["pid"] == proc.pid  # left behind
     assert not (root / "snapshots" / run_id / "mels").exists() and not (root / "current").exists()
-    # What a kill during the shard writes leaves (the kill above may land before them).
+    # What a kill during the writes leaves (the kill above may land before them): a half
+    # written refs file in the stage's staging directory, a half-written store file, and
+    # a complete store file of a batch that never got referenced.
     leftover = root / "snapshots" / run_id / "._staging-mels-0badc0de" / "train"
     leftover.mkdir(parents=True)
     (leftover / "part-00000-000.parquet").write_bytes(b"half a file")
+    (digest,) = [p for p in (root / "melstore").iterdir() if p.is_dir()]
+    batch = digest / "data" / "20250106T030500000000Z-dead00" / "train"
+    batch.mkdir(parents=True)
+    (batch / ".part-00003-000.parquet.0badc0de.tmp").write_bytes(b"half a store file")
+    first_store = weekly["root"] / "melstore" / digest.name / "data"
+    orphan = next(first_store.glob("*/train/*.parquet"))
+    shutil.copy(orphan, batch / "part-00003-000.parquet")
+    # The store's garbage collector, run now (the killed run's lock names a dead process),
+    # withdraws and deletes what no snapshot references; the resumed run is unaffected.
+    assert refresh_gc(root, "refresh.store.gc_grace_seconds=0") == 0
+    assert not (digest / "data" / "20250106T030500000000Z-dead00").exists()
 
     assert refresh(root, week1) == 0  # takes the dead process's lock over; finds the run itself
     m = manifest(root, run_id)
@@ -295,7 +323,9 @@ def test_changed_inputs_start_a_new_run_and_old_snapshots_are_pruned(weekly, cat
     assert newest not in (other, weekly["second"])  # not resumed: its fingerprint differs
     m = manifest(root, newest)
     assert m["attempt"] == 1 and m["previous_snapshot"] == weekly["second"]
-    assert m["changes"]["mels"] == {"computed": 0, "reused": 11}
+    # Nothing changed since the second run: every stage is reused by reference.
+    assert {n: s["reused_from"] for n, s in m["stages"].items()} == dict.fromkeys(m["stages"], weekly["second"])
+    assert m["changes"]["mels"] == {"computed": 0, "reused": 11, "from_store": 11, "copied": 0, "imported": 0}
     labels = m["changes"]["labels"]
     assert (labels["tracks_added"], labels["tracks_removed"], labels["tracks_relabelled"]) == (0, 0, 0)
     assert set(labels["labels_gained"].values()) == {0} and set(labels["labels_lost"].values()) == {0}
@@ -348,7 +378,7 @@ def test_a_configured_model_scores_the_snapshot(weekly, catalogues, tmp_path):
     run_id = current_id(root)
     m = manifest(root, run_id)
     assert list(m["stages"]) == ["label", "dataset", "extract", "score"]
-    assert m["stages"]["score"]["rows"] == {"scored": 11, "unusable": 0}
+    assert m["stages"]["score"]["rows"] == {"scored": 11, "reused": 0, "unusable": 0}
     assert m["inputs"]["fingerprint"]["inputs"]["model"]["files"] == 2
     scores = pd.read_parquet(root / "snapshots" / run_id / "scores" / "track_scores")
     assert sorted(scores["track_id"]) == [1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]

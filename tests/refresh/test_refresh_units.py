@@ -197,3 +197,50 @@ def test_sigterm_unwinds_the_job():
     with pytest.raises(SystemExit) as info:
         _exit_on_sigterm(signal.SIGTERM, None)
     assert info.value.code == 143
+
+
+def test_retention_keeps_a_stage_directory_a_kept_snapshot_references(tmp_path):
+    from ctx_spark.refresh import references
+
+    store, layout = LocalStore(), S.Layout(str(tmp_path))
+
+    def publish(day: int) -> None:
+        write_state(tmp_path, f"r{day}", S.PUBLISHED, f"2025-01-0{day}T00:00:00Z", f"2025-01-0{day}T01:00:00Z")
+        (tmp_path / "snapshots" / f"r{day}" / "labels" / "report.json").write_text(json.dumps({"stage": "label"}))
+        (tmp_path / "snapshots" / f"r{day}" / "dataset").mkdir()
+        (tmp_path / "snapshots" / f"r{day}" / "manifest.json").write_text("{}")
+
+    for day in (1, 2, 3):
+        publish(day)
+    r1_labels = layout.snapshot("r1") + "/labels"
+    r3_labels = layout.snapshot("r3") + "/labels"
+    store.delete(r3_labels)
+    references.write_reference(store, r3_labels, r1_labels, "r1", "k", "now")  # r3 reused r1's labels
+    assert references.resolve(store, r3_labels) == r1_labels == references.resolve_path(r3_labels)
+    assert references.resolve(store, layout.snapshot("r2") + "/labels") == layout.snapshot("r2") + "/labels"
+    # Keep 1: r3. r2 goes; r1 holds r3's labels, so it is retired with them, not deleted.
+    assert S.prune(store, layout, 1, "r3") == ["r1", "r2"]
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["r1", "r3"]
+    assert sorted(p.name for p in (tmp_path / "snapshots" / "r1").iterdir()) == ["labels", "state.json"]
+    retired = S.read_state(store, layout, "r1")
+    assert retired["status"] == S.RETIRED and S.resumable(S.list_snapshots(store, layout, "r3"), "r3") is None
+    assert S.prune(store, layout, 1, "r3") == []  # still referenced: nothing changes
+    publish(4)  # r4 computed its own labels: nothing references r1 any more
+    assert S.prune(store, layout, 1, "r4") == ["r1", "r3"]
+    assert [p.name for p in (tmp_path / "snapshots").iterdir()] == ["r4"]
+
+
+def test_stage_keys_follow_settings_inputs_and_upstream():
+    from ctx_spark.refresh.references import stage_key
+
+    config = {"label": {"min_playlists": 1}, "contexts": ["a"], "dataset": {"seed": 1}}
+    inputs = {"playlists": {"digest": "p"}, "playlist_tracks": {"digest": "q"}, "tracks": {"digest": "t"}}
+    label = stage_key("label", config, inputs, {})
+    assert label == stage_key("label", config, inputs, {}) and label is not None
+    assert stage_key("label", {**config, "label": {"min_playlists": 2}}, inputs, {}) != label
+    assert stage_key("label", {**config, "dataset": {"seed": 2}}, inputs, {}) == label  # not its section
+    assert stage_key("label", config, {**inputs, "tracks": {"digest": "u"}}, {}) != label
+    dataset = stage_key("dataset", config, inputs, {"label": label})
+    assert dataset != stage_key("dataset", config, inputs, {"label": "other"})
+    assert stage_key("dataset", config, inputs, {"label": None}) is None  # an earlier stage without a key
+    assert stage_key("extract", config, inputs, {"label": label, "dataset": dataset}) is None  # no audio listing

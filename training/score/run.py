@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -33,6 +33,7 @@ from ctx_spark.logs import get_logger, stage
 from ctx_spark.shards import contract
 from ctx_spark.spark import SparkSettings, ship_package
 from training.meta import mel_params
+from training.score import sources
 from training.score.settings import ScoreSettings
 
 if TYPE_CHECKING:
@@ -68,45 +69,17 @@ def read_model(model_dir: str) -> tuple[bytes, dict[str, Any]]:
 def read_shards(
     spark: SparkSession, shards: str, params: MelParams, contexts: Sequence[str]
 ) -> tuple[DataFrame, list[str]]:
-    """(track_id, split, mel) over every split present under ``shards``.
+    """(track_id, split, mel, fingerprint columns) over every split present under
+    ``shards`` (a shard root, or a snapshot's references into the mel store).
 
     Raises:
         InputError: no split directory, missing columns, mel parameters differing from
             the model's, or target vectors recorded for other contexts.
     """
-    root = io.qualify(shards).rstrip("/")
-    info_path = f"{root}/{contract.INFO_FILE}"
-    info_text = io.read_text(spark, info_path) if io.path_exists(spark, info_path) else None
-    found_contexts = contract.parse_info(params, info_text, root).contexts
-    contract.check_contexts(found_contexts, contexts, f"mel shards {root}")
-    params_path = f"{root}/{contract.PARAMS_FILE}"
-    try:
-        found = contract.params_from_json(io.read_text(spark, params_path))
-    except FileNotFoundError:
-        raise InputError(f"mel shards {shards}: {contract.PARAMS_FILE} is missing") from None
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"mel shards {shards}: {params_path} is not valid mel parameters: {exc}") from None
-    if found != params:
-        raise InputError(
-            f"mel shards {shards}: mel_params.json {found.to_dict()} differs from the model's {params.to_dict()}"
-        )
-    splits = [s for s in contract.SPLITS + (contract.ALL_SPLIT,) if io.path_exists(spark, f"{root}/{s}")]
-    if not splits:
-        raise InputError(f"mel shards {shards}: none of {', '.join(contract.SPLITS + (contract.ALL_SPLIT,))} exists")
-    frames = []
-    for split in splits:
-        where = f"mel shards {root}/{split}"
-        if not [name for name in io.list_dir(spark, f"{root}/{split}") if not name.startswith((".", "_"))]:
-            raise InputError(f"{where}: the split directory holds no Parquet file (an interrupted extraction?)")
-        df = io.read_parquet(spark, f"{root}/{split}", where)
-        missing = [c for c in (contract.TRACK_ID, contract.MEL) if c not in df.columns]
-        if missing:
-            raise InputError(f"mel shards {root}/{split}: columns {missing} are missing")
-        frames.append(df.select(contract.TRACK_ID, F.lit(split).alias("split"), contract.MEL))
-    union = frames[0]
-    for frame in frames[1:]:
-        union = union.unionByName(frame)
-    return union, splits
+    root, splits, refs = sources.check_shards(spark, shards, params, contexts)
+    keys = sources.track_keys(spark, root, splits, refs)
+    n = keys.count() if refs is not None else 0
+    return sources.with_mels(spark, keys, (root, splits, refs), True, n), splits
 
 
 def score_tracks(
@@ -201,10 +174,40 @@ def _restore_conf(spark: SparkSession, previous: dict[str, Any]) -> None:
             spark.conf.set(key, value)
 
 
-def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: str, out: str) -> dict[str, Any]:
+def _scores(
+    spark: SparkSession, source: tuple, meta: tuple, settings: ScoreSettings, previous: Optional[str]
+) -> tuple[DataFrame, dict[str, Any]]:
+    """The new track_scores (kept scores and new ones) and how many of each."""
+    root, splits, refs = source
+    model_bytes, params, contexts = meta
+    from training.score.tasks import model_digest
+
+    keys = sources.track_keys(spark, root, splits, refs)
+    kept_prev, why = sources.previous_scores(spark, previous, model_digest(model_bytes), params)
+    kept, to_score = sources.split_rescore(keys, kept_prev)
+    n_score = to_score.count() if kept is not None or refs is not None else -1
+    log.info("scores: %s; %s tracks to score", why, "every" if n_score < 0 else n_score)
+    mels = sources.with_mels(spark, to_score, source, kept is None, max(n_score, 0))
+    scored = score_tracks(mels, model_bytes, params, len(contexts), settings)
+    # the keys again, not the mels (mapInArrow would read the spectrograms twice)
+    scored = scored.join(to_score.select(contract.TRACK_ID, *contract.FINGERPRINT_COLUMNS), contract.TRACK_ID)
+    if kept is not None:
+        scored = scored.unionByName(kept)
+    return scored, {"previous_scores": why, "reused_from": previous if kept is not None else None}
+
+
+def run_score_stage(
+    spark: SparkSession, cfg: Config, model_dir: str, shards: str, out: str, previous: Optional[str] = None
+) -> dict[str, Any]:
     """Score every track of ``shards`` and write ``out/track_scores``,
     ``out/context_rankings`` (partitioned by context) and ``out/report.json``, each
-    atomically. Returns the report."""
+    atomically. Returns the report.
+
+    Args:
+        previous: an earlier scoring output whose scores are kept for tracks whose
+            spectrogram did not change, when made by the same model (a chained refresh
+            passes the previous snapshot's); the rankings are always rebuilt whole.
+    """
     started = time.perf_counter()
     settings = cfg.section("score", ScoreSettings)
     if cfg.section("spark", SparkSettings).ship_package:
@@ -215,7 +218,7 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
     contract.check_contexts(contexts, cfg.contexts.names, f"the model {model_dir}")
     out = io.qualify(out).rstrip("/")
     io.check_output_path("score", out, {"--model": model_dir, "--shards": shards})
-    previous = _set_conf(
+    previous_conf = _set_conf(
         spark,
         {
             "spark.sql.execution.arrow.maxRecordsPerBatch": str(settings.arrow_batch_rows),
@@ -223,8 +226,8 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
         },
     )
     try:
-        mels, splits = read_shards(spark, shards, params, contexts)
-        scores = score_tracks(mels, model_bytes, params, len(contexts), settings)
+        source = sources.check_shards(spark, shards, params, contexts)
+        scores, reuse = _scores(spark, source, (model_bytes, params, contexts), settings, previous)
         with stage(log, "score and write track_scores"):
             io.write_parquet(scores, f"{out}/{SCORES_DIR}")
         written = spark.read.parquet(f"{out}/{SCORES_DIR}")
@@ -237,6 +240,9 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
             )
             .collect()
         }
+        reused = 0
+        if reuse["reused_from"]:
+            reused = _kept_count(spark, written, f"{reuse['reused_from']}/{SCORES_DIR}")
         partitions = settings.ranking_partitions or int(spark.conf.get("spark.sql.shuffle.partitions"))
         with stage(log, "rank and write context_rankings"):
             ranked = rank_contexts(written, contexts, partitions)
@@ -253,30 +259,51 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
             .collect()
         )
     finally:
-        _restore_conf(spark, previous)
+        _restore_conf(spark, previous_conf)
     top_lists: dict[str, list] = {c: [] for c in contexts}
     for row in sorted(top, key=lambda r: (r["context"], r["rank"])):
         top_lists[row["context"]].append(
             {"track_id": row[contract.TRACK_ID], "probability": round(row["probability"], 4)}
         )
+    from training.score.tasks import model_digest
+
+    rows = sum(v["rows"] for v in counts.values())
     report = {
         "stage": "score",
         "version": __version__,
         "model": os.path.abspath(model_dir),
+        "model_digest": model_digest(model_bytes),
+        "mel_params": params.to_dict(),
         "model_loss_variant": meta.get("loss_variant"),
         "shards": shards,
-        "splits": splits,
+        "splits": source[1],
         "contexts": contexts,
         "outputs": {"track_scores": f"{out}/{SCORES_DIR}", "context_rankings": f"{out}/{RANKINGS_DIR}"},
         "rows": counts,
         "rows_scored": sum(v["rows"] - (v["unusable_mel"] or 0) for v in counts.values()),
         "rows_unusable": sum(v["unusable_mel"] or 0 for v in counts.values()),
+        "rows_computed": rows - reused,
+        "rows_reused": reused,
+        "previous_scores": reuse["previous_scores"],
         "top": top_lists,
         "settings": cfg.to_dict()["score"],
         "elapsed_seconds": round(time.perf_counter() - started, 3),
     }
     io.write_json(spark, f"{out}/{REPORT_FILE}", report)
     return report
+
+
+def _kept_count(spark: SparkSession, written: DataFrame, previous_table: str) -> int:
+    """Rows of ``written`` whose probabilities came from ``previous_table`` (same track and
+    spectrogram key): one join of two small tables."""
+    keys = [contract.TRACK_ID, *contract.FINGERPRINT_COLUMNS]
+    prev = spark.read.parquet(previous_table).select(*keys)
+    same = None
+    for key in keys:
+        cond = written[key].eqNullSafe(prev[key])
+        same = cond if same is None else same & cond
+    has_key = written[contract.AUDIO_SIZE].isNotNull() | written[contract.AUDIO_CHECKSUM].isNotNull()
+    return written.join(prev, same & has_key, "left_semi").count()
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -292,16 +319,29 @@ def summary(report: dict[str, Any]) -> str:
 
 
 def run_in_chain(request: StageRequest) -> dict[str, Any]:
-    """The stage in a chained run: the configured model and the extraction's shards in."""
+    """The stage in a chained run: the configured model and the extraction's output in;
+    the previous snapshot's scores kept for tracks whose spectrogram and model did not
+    change."""
     return run_score_stage(
-        request.spark, request.cfg, request.inputs["model"], request.upstream["extract"], request.out
+        request.spark,
+        request.cfg,
+        request.inputs["model"],
+        request.upstream["extract"],
+        request.out,
+        previous=request.previous,
     )
 
 
 def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:
-    """The counts a refresh manifest keeps from the report."""
-    return {"scored": report["rows_scored"], "unusable": report["rows_unusable"]}
+    """The counts a refresh manifest keeps from the report: tracks scored by this run,
+    scores kept from the previous snapshot, and unusable spectrograms."""
+    total = report["rows_scored"] + report["rows_unusable"]
+    return {
+        "scored": report.get("rows_computed", total),
+        "reused": report.get("rows_reused", 0),
+        "unusable": report["rows_unusable"],
+    }
 
 
 def manifest_line(rows: dict[str, Any]) -> str:
-    return f"scores: {rows['scored']} tracks scored"
+    return f"scores: {rows['scored']} tracks scored, {rows.get('reused', 0)} kept from the previous snapshot"
