@@ -13,6 +13,7 @@ from ctx_spark.config import Config
 from ctx_spark.label.rules import label_catalogue
 from ctx_spark.label.settings import LabelSettings
 from ctx_spark.logs import get_logger, stage
+from ctx_spark.track_names import read_track_names, with_names
 
 if TYPE_CHECKING:
     from ctx_spark.registry import StageRequest
@@ -54,7 +55,12 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
     and ``out/report.json``, each atomically. Returns the report.
 
     Outputs are sorted by track (and context), so a re-run on the same inputs writes the
-    same rows in the same order.
+    same rows in the same order. ``track_labels`` carries the tracks table's name columns
+    when it has them (:mod:`ctx_spark.track_names`).
+
+    Raises:
+        InputError: the tables' ids do not agree (matched playlists without rows, or without
+            one known track): nothing is written.
     """
     started = time.perf_counter()
     settings = cfg.section("label", LabelSettings)
@@ -62,12 +68,17 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
     io.check_output_path("label", out, inputs.paths())
     with stage(log, "read inputs"):
         playlists, playlist_tracks, tracks = read_inputs(spark, inputs)
+        names = read_track_names(spark, inputs.tracks)
     result = label_catalogue(playlists, playlist_tracks, tracks, cfg.contexts, settings)
     try:
+        with stage(log, "match titles and playlist tracks"):
+            warnings = result.check()
+        with stage(log, "count track contexts"):
+            result.materialize()
         with stage(log, "write track_context_counts"):
-            io.write_parquet(result.counts.orderBy("track_id", "context"), f"{out}/{COUNTS_DIR}")
+            io.write_parquet(result.counts, f"{out}/{COUNTS_DIR}", sort_by=("track_id", "context"))
         with stage(log, "write track_labels"):
-            io.write_parquet(result.labels.orderBy("track_id"), f"{out}/{LABELS_DIR}")
+            io.write_parquet(with_names(result.labels, names), f"{out}/{LABELS_DIR}", sort_by=("track_id",))
         with stage(log, "report") as timer:
             report = result.report()
             timer.rows = report["rows_read"]["playlist_tracks"]
@@ -82,6 +93,7 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
         "spark": {"master": spark.sparkContext.master, "version": spark.version},
         "contexts": {name: list(cfg.contexts.keywords[name]) for name in cfg.contexts.names},
         **report,
+        "warnings": warnings,
         "elapsed_seconds": round(time.perf_counter() - started, 3),
     }
     io.write_json(spark, f"{out}/{REPORT_FILE}", report)

@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -33,6 +33,7 @@ from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.shards import contract
 from ctx_spark.spark import SparkSettings, ship_package
+from ctx_spark.track_names import read_track_names, with_names
 from training.score.settings import ScoreSettings
 
 if TYPE_CHECKING:
@@ -131,17 +132,20 @@ def rank_contexts(scores: DataFrame, contexts: Sequence[str], partitions: int) -
         partitions: range partitions of the sort.
 
     Returns:
-        (context, rank, track_id, split, probability): rank 1 is the most probable track of
-        the context; ties broken by track_id. The sorted rows are persisted (their ids must
-        not change between the two jobs that read them): the caller unpersists
+        (context, rank, track_id, split, probability, and the name columns ``scores`` has):
+        rank 1 is the most probable track of the context; ties broken by track_id. The sorted
+        rows are persisted (their ids must not change between the two jobs that read them): the caller unpersists
         ``ranked.cached_input`` once the result is written.
     """
     spark = scores.sparkSession
     names = F.array(*[F.lit(c) for c in contexts])
+    extra = [c for c in schema.TRACK_NAME_COLUMNS if c in scores.columns]
     exploded = (
         scores.where(F.col("probabilities").isNotNull())
-        .select(contract.TRACK_ID, "split", F.posexplode("probabilities").alias("_pos", "probability"))
-        .select(F.element_at(names, F.col("_pos") + 1).alias("context"), contract.TRACK_ID, "split", "probability")
+        .select(contract.TRACK_ID, "split", *extra, F.posexplode("probabilities").alias("_pos", "probability"))
+        .select(
+            F.element_at(names, F.col("_pos") + 1).alias("context"), contract.TRACK_ID, "split", "probability", *extra
+        )
     )
     order = [F.col("context"), F.col("probability").desc(), F.col(contract.TRACK_ID)]
     located = (
@@ -169,6 +173,7 @@ def rank_contexts(scores: DataFrame, contexts: Sequence[str], partitions: int) -
             contract.TRACK_ID,
             "split",
             "probability",
+            *extra,
         )
     )
     ranked.cached_input = located  # type: ignore[attr-defined]
@@ -191,10 +196,15 @@ def _restore_conf(spark: SparkSession, previous: dict[str, Any]) -> None:
             spark.conf.set(key, value)
 
 
-def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: str, out: str) -> dict[str, Any]:
+def run_score_stage(
+    spark: SparkSession, cfg: Config, model_dir: str, shards: str, out: str, tracks: Optional[str] = None
+) -> dict[str, Any]:
     """Score every track of ``shards`` and write ``out/track_scores``,
     ``out/context_rankings`` (partitioned by context) and ``out/report.json``, each
-    atomically. Returns the report."""
+    atomically. Returns the report.
+
+    ``tracks``: an optional catalogue tracks table; its name columns (track, artist and album
+    names, when it has them) are joined into both outputs."""
     started = time.perf_counter()
     settings = cfg.section("score", ScoreSettings)
     if cfg.section("spark", SparkSettings).ship_package:
@@ -204,7 +214,8 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
     contexts = list(meta["contexts"])
     contract.check_contexts(contexts, cfg.contexts.names, f"the model {model_dir}")
     out = io.qualify(out).rstrip("/")
-    io.check_output_path("score", out, {"--model": model_dir, "--shards": shards})
+    io.check_output_path("score", out, {"--model": model_dir, "--shards": shards, "--tracks": tracks})
+    names = read_track_names(spark, tracks) if tracks else None
     previous = _set_conf(
         spark,
         {
@@ -216,7 +227,7 @@ def run_score_stage(spark: SparkSession, cfg: Config, model_dir: str, shards: st
         mels, splits = read_shards(spark, shards, params, contexts)
         scores = score_tracks(mels, model_bytes, params, len(contexts), settings)
         with stage(log, "score and write track_scores"):
-            io.write_parquet(scores, f"{out}/{SCORES_DIR}")
+            io.write_parquet(with_names(scores, names), f"{out}/{SCORES_DIR}")
         written = spark.read.parquet(f"{out}/{SCORES_DIR}")
         counts = {
             row["split"]: {"rows": row["rows"], "unusable_mel": row["bad"]}
@@ -284,7 +295,12 @@ def summary(report: dict[str, Any]) -> str:
 def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run: the configured model and the extraction's shards in."""
     return run_score_stage(
-        request.spark, request.cfg, request.inputs["model"], request.upstream["extract"], request.out
+        request.spark,
+        request.cfg,
+        request.inputs["model"],
+        request.upstream["extract"],
+        request.out,
+        tracks=request.inputs.get("tracks"),
     )
 
 
