@@ -56,9 +56,9 @@ def test_null_ids_are_counted_under_their_own_names(spark, config) -> None:
 
 def test_all_null_artists_warn_that_the_artist_filter_is_void(spark, config) -> None:
     cat = Catalogue()
-    for t in filler(1000, 8):
-        cat.track(t, artist=None)
     cat.playlist(1, "car", filler(1000, 8))
+    for t in filler(1000, 8):
+        cat.tracks[t] = (t, None, 20_000 + t)  # no artist anywhere
     result = label_catalogue(*cat.frames(spark), config.contexts, ONE)
     warnings = result.check()
     report = result.report()
