@@ -22,6 +22,8 @@ shuffle count").
 
 from __future__ import annotations
 
+import math
+
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -30,6 +32,7 @@ from pyspark.sql import types as T
 from ctx_spark.config import Contexts
 from ctx_spark.label.result import LabelResult
 from ctx_spark.label.settings import LabelSettings
+from ctx_spark.output_files import estimated_bytes
 from ctx_spark.text import KeywordMatcher, match_titles, may_match
 
 
@@ -85,7 +88,9 @@ def kept_matches(ids: DataFrame) -> DataFrame:
     return ids.where(F.col("n_titles") == 1).select("playlist_id", F.explode("contexts").alias("context"))
 
 
-def matched_track_rows(playlist_tracks: DataFrame, tracks: DataFrame, matched: DataFrame) -> DataFrame:
+def matched_track_rows(
+    playlist_tracks: DataFrame, tracks: DataFrame, matched: DataFrame, partitions: int = 4
+) -> DataFrame:
     """The distinct tracks of matched playlists, with artist and album where known.
 
     The semi-join on matched playlist ids comes first, so the de-duplication and the join
@@ -99,7 +104,6 @@ def matched_track_rows(playlist_tracks: DataFrame, tracks: DataFrame, matched: D
         ``rows`` counts the pair's rows in ``playlist_tracks``; ``known`` is false when
         ``tracks`` lacks the track or the track id is null (artist and album then null).
     """
-    partitions = shuffle_partitions(playlist_tracks)
     matched_ids = matched.select("playlist_id").distinct()
     # Hash-partitioned by track once: the de-duplication, the distinct track ids, the cut of
     # ``tracks`` and the join with it then need no other shuffle of these rows.
@@ -181,7 +185,9 @@ def focused_playlist_ids(flagged: DataFrame) -> DataFrame:
     return flagged.where(~removed).select("playlist_id")
 
 
-def count_track_contexts(matched: DataFrame, kept_ids: DataFrame, known_rows: DataFrame) -> DataFrame:
+def count_track_contexts(
+    matched: DataFrame, kept_ids: DataFrame, known_rows: DataFrame, partitions: int = 4
+) -> DataFrame:
     """Per (track, context), the number of kept matching playlists that hold the track.
 
     Returns:
@@ -192,7 +198,7 @@ def count_track_contexts(matched: DataFrame, kept_ids: DataFrame, known_rows: Da
     # order then need no other shuffle (the outputs are written in partition order).
     return (
         kept.join(known_rows.select("playlist_id", "track_id", "artist_id", "album_id"), "playlist_id")
-        .repartitionByRange(shuffle_partitions(kept), "track_id")
+        .repartitionByRange(partitions, "track_id")
         .groupBy("track_id", "artist_id", "album_id", "context")
         .agg(F.count(F.lit(1)).cast(T.IntegerType()).alias("n_playlists"))
     )
@@ -221,9 +227,19 @@ def _persist(df: DataFrame) -> DataFrame:
     return df.persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def shuffle_partitions(df: DataFrame) -> int:
-    """``spark.sql.shuffle.partitions``: the partitions of the explicit repartitionings."""
-    return int(df.sparkSession.conf.get("spark.sql.shuffle.partitions", "200") or 200)
+def label_partitions(playlist_tracks: DataFrame, settings: LabelSettings) -> int:
+    """Partitions of the job's explicit repartitionings (``label.partitions``; 0: automatic).
+
+    Automatic: twice the cluster's default parallelism, or one per 256 MiB of the
+    playlist-track table when that is more. An explicit count keeps its partitioning in the
+    cache (adaptive execution would merge the partitions of ``repartition(column)`` and the
+    cache would forget how it is partitioned, bringing the shuffles back), so it must fit the
+    data: too many tiny tasks cost more than they save.
+    """
+    if settings.partitions:
+        return settings.partitions
+    size = estimated_bytes(playlist_tracks) or 0
+    return max(2 * playlist_tracks.sparkSession.sparkContext.defaultParallelism, math.ceil(size / 2**28))
 
 
 def label_catalogue(
@@ -255,11 +271,12 @@ def label_catalogue(
     matched = kept_matches(ids)
     # Persisted hash-partitioned by playlist: the focus aggregations and the join with the
     # matches read it without another shuffle.
-    rows = matched_track_rows(playlist_tracks, tracks, matched)
-    track_rows = _persist(rows.repartition(shuffle_partitions(rows), "playlist_id"))
+    partitions = label_partitions(playlist_tracks, settings)
+    rows = matched_track_rows(playlist_tracks, tracks, matched, partitions)
+    track_rows = _persist(rows.repartition(partitions, "playlist_id"))
     known_rows = track_rows.where(F.col("known"))
     flagged = _persist(focus_flags(playlist_focus(known_rows), settings))
-    counts = _persist(count_track_contexts(matched, focused_playlist_ids(flagged), known_rows))
+    counts = _persist(count_track_contexts(matched, focused_playlist_ids(flagged), known_rows, partitions))
     labels = _persist(track_labels(counts, contexts, settings.min_playlists))
     return LabelResult(
         playlists=playlists,
