@@ -108,10 +108,23 @@ def shuffle_stages(spark) -> dict[str, int]:
     with urllib.request.urlopen(url, timeout=30) as response:
         stages = json.load(response)
     writing = [s for s in stages if int(s["shuffleWriteBytes"]) > 0]
+    by_step: dict[str, list[int]] = {}
+    for s in writing:
+        by_step.setdefault(s.get("description") or "(other)", []).append(int(s["shuffleWriteRecords"]))
+    slowest = sorted(stages, key=lambda s: -int(s.get("executorRunTime", 0)))[:12]
+    for s in slowest:  # where the time went, on stderr
+        print(
+            f"stage {s['stageId']:>4} {s.get('description') or '':<20} tasks {s['numTasks']:>4} "
+            f"run {int(s.get('executorRunTime', 0)) / 1000:>7.1f} s  in {s.get('inputRecords', 0):>10,} "
+            f"shuffle r/w {s.get('shuffleReadRecords', 0):>10,} / {s.get('shuffleWriteRecords', 0):>10,}  "
+            f"{s['name'][:40]}",
+            file=sys.stderr,
+        )
     return {
         "stages": len(stages),
         "shuffle_stages": len(writing),
         "shuffle_records": sum(int(s["shuffleWriteRecords"]) for s in writing),
+        "shuffles_by_step": {step: sorted(records, reverse=True) for step, records in sorted(by_step.items())},
     }
 
 

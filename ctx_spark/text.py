@@ -33,10 +33,9 @@ _TOKEN_CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd")
 NON_ASCII_REGEX = "[^\\x00-\\x7F]"
 
 
-@lru_cache(maxsize=1)
 def _format_characters() -> dict[int, None]:
     """A ``str.translate`` table deleting every code point of category Cf (none is ASCII)."""
-    return {code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"}
+    return _unicode_tables()[1]
 
 
 def drop_format_characters(text: str) -> str:
@@ -49,16 +48,21 @@ def drop_format_characters(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _token_regex() -> re.Pattern[str]:
-    """A compiled ``[...]+`` class covering every code point of a token category.
+def _unicode_tables() -> tuple[re.Pattern[str], dict[int, None]]:
+    """The token regex (a ``[...]+`` class covering every code point of a token category) and
+    the table of format characters, from one walk over all of Unicode.
 
-    Building the class walks all of Unicode once (~0.3 s per process); matching then runs in
-    the C regex engine instead of a per-character Python loop.
+    The walk takes ~0.3 s per process; matching then runs in the C regex engine instead of a
+    per-character Python loop.
     """
     ranges: list[tuple[int, int]] = []
+    formats: dict[int, None] = {}
     start = None
     for code in range(sys.maxunicode + 1):
-        inside = unicodedata.category(chr(code)) in _TOKEN_CATEGORIES
+        category = unicodedata.category(chr(code))
+        inside = category in _TOKEN_CATEGORIES
+        if category == "Cf":
+            formats[code] = None
         if inside and start is None:
             start = code
         elif not inside and start is not None:
@@ -69,7 +73,11 @@ def _token_regex() -> re.Pattern[str]:
     parts = []
     for low, high in ranges:
         parts.append(re.escape(chr(low)) if low == high else f"{re.escape(chr(low))}-{re.escape(chr(high))}")
-    return re.compile("[" + "".join(parts) + "]+")
+    return re.compile("[" + "".join(parts) + "]+"), formats
+
+
+def _token_regex() -> re.Pattern[str]:
+    return _unicode_tables()[0]
 
 
 def normalize_token(token: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -71,15 +73,15 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
         names = read_track_names(spark, inputs.tracks)
     result = label_catalogue(playlists, playlist_tracks, tracks, cfg.contexts, settings)
     try:
-        with stage(log, "match titles and playlist tracks"):
+        with stage(log, "match titles and playlist tracks"), described(spark, "label: match"):
             warnings = result.check()
-        with stage(log, "count track contexts"):
+        with stage(log, "count track contexts"), described(spark, "label: count"):
             result.materialize()
-        with stage(log, "write track_context_counts"):
+        with stage(log, "write track_context_counts"), described(spark, "label: write counts"):
             io.write_parquet(result.counts, f"{out}/{COUNTS_DIR}", sort_by=("track_id", "context"))
-        with stage(log, "write track_labels"):
+        with stage(log, "write track_labels"), described(spark, "label: write labels"):
             io.write_parquet(with_names(result.labels, names), f"{out}/{LABELS_DIR}", sort_by=("track_id",))
-        with stage(log, "report") as timer:
+        with stage(log, "report") as timer, described(spark, "label: report"):
             report = result.report()
             timer.rows = report["rows_read"]["playlist_tracks"]
     finally:
@@ -98,6 +100,17 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
     }
     io.write_json(spark, f"{out}/{REPORT_FILE}", report)
     return report
+
+
+@contextmanager
+def described(spark: SparkSession, text: str) -> Iterator[None]:
+    """Name the Spark jobs of a step (the Spark UI and its REST API show it per job and stage)."""
+    sc = spark.sparkContext
+    sc.setLocalProperty("spark.job.description", text)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
 
 
 def summary(report: dict[str, Any]) -> str:
