@@ -47,8 +47,16 @@ def drop_format_characters(text: str) -> str:
     return text if text.isascii() else text.translate(_format_characters())
 
 
-@lru_cache(maxsize=1)
+#: Tables received with a pickled :class:`KeywordMatcher` (a Python worker skips the walk).
+_shipped_tables: Optional[tuple[re.Pattern[str], dict[int, None]]] = None
+
+
 def _unicode_tables() -> tuple[re.Pattern[str], dict[int, None]]:
+    return _shipped_tables or _walk_unicode()
+
+
+@lru_cache(maxsize=1)
+def _walk_unicode() -> tuple[re.Pattern[str], dict[int, None]]:
     """The token regex (a ``[...]+`` class covering every code point of a token category) and
     the table of format characters, from one walk over all of Unicode.
 
@@ -123,6 +131,17 @@ class KeywordMatcher:
                 index.setdefault(tokens[0], []).append((tokens, label))
         self._index = index
         self._screen = tuple(sorted({t[0] for entries in index.values() for t, _ in entries if _all_ascii(t)}))
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The Unicode tables travel with the matcher: a Python worker then skips the walk.
+        return {**self.__dict__, "_tables": _unicode_tables()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        global _shipped_tables
+        state = dict(state)
+        _shipped_tables = _shipped_tables or state.pop("_tables", None)
+        state.pop("_tables", None)
+        self.__dict__.update(state)
 
     def match_tokens(self, tokens: Sequence[str]) -> list[str]:
         """Sorted labels whose keyword occurs as consecutive tokens of ``tokens``."""
