@@ -111,7 +111,10 @@ def range_partitioned_on(df: DataFrame, column: str) -> bool:
     global sort (the labelling job's counts and labels are computed that way).
     """
     try:
-        text = str(df._jdf.queryExecution().executedPlan().outputPartitioning().toString())
+        plan = df._jdf.queryExecution().executedPlan()
+        if plan.getClass().getSimpleName() == "AdaptiveSparkPlanExec":
+            plan = plan.inputPlan()  # adaptive execution reports no partitioning before it runs
+        text = str(plan.outputPartitioning().toString())
     except Exception:  # a plan that cannot say
         return False
     found = re.match(r"rangepartitioning\((\w+)#\d+L? ASC NULLS FIRST", text)
