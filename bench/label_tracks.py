@@ -1,19 +1,23 @@
-"""Benchmark the labelling stage on synthetic catalogues of growing size (local mode).
+"""Benchmark the labelling job against a plain DuckDB implementation of the same rules.
 
-  python bench/label_tracks.py [--sizes 1M,5M,20M] [--cache DIR] [--seed S]
-      [--driver-memory 4g] [--set key=value ...]
+  python bench/label_tracks.py [--sizes 20M,80M] [--repeat 1] [--master local[2]]
+      [--cache DIR] [--seed S] [--driver-memory 4g] [--no-duckdb] [--set key=value ...]
+  python bench/label_tracks.py --sizes 20M,80M,320M    # 320M: ~7 GB of disk, ~10 min
 
 For each size: generate the catalogue with ctx_spark.sources.synthetic (cached under
---cache, reused when its manifest matches), then run ctx_spark.label.run.run_label_stage
-in a fresh Python process with its own Spark driver JVM, so every size starts cold and
-its peak memory is its own. Prints, per size: playlist-track rows, wall seconds, rows/s,
-the peak resident memory (VmHWM from /proc) of the driver JVM (which also runs the
-local-mode executors), of the Python driver and of the largest Python worker; and how
-many playlist-track rows could enter the wide aggregations (the rows of keyword-matched
-playlists, ctx_spark/labels.py) next to the total, with the records Spark actually wrote
-to shuffles (from its monitoring REST API).
+--cache, reused when its manifest matches); then, --repeat times, run the labelling job
+(ctx_spark.label.run.run_label_stage, local[2] by default) in a fresh Python process with its
+own driver JVM, and bench/label_duckdb.py (DuckDB, 2 threads, titles matched in Python) in
+another fresh process, and check that both wrote identical track_context_counts and
+track_labels. Prints, per size: playlist-track rows; the wall seconds of each whole process
+(start-up included) and their ratio (job / DuckDB, the median over the repeats); the job's
+seconds per million rows; peak resident memory (VmHWM from /proc) of the driver JVM (which
+also runs the local-mode executors), the Python driver and the DuckDB process; the job's
+completed stages, the stages that wrote shuffle data, and the shuffle records written (from
+Spark's monitoring REST API); and whether the outputs agree.
 
-Timings on a shared machine are noisy: compare the sizes of one run with each other.
+Timings on a shared machine are noisy: compare the figures of one run with each other, and
+record the load (printed before and after each size).
 """
 
 from __future__ import annotations
@@ -96,23 +100,37 @@ def ensure_catalogue(cache: Path, rows: int, seed: int) -> Path:
     return root
 
 
-def _shuffle_records(spark) -> tuple[int, int]:
-    """(total shuffle records written, largest per stage) over the application's stages."""
+def shuffle_stages(spark) -> dict[str, int]:
+    """Completed stages, those that wrote shuffle data, and the shuffle records written (REST API)."""
     sc = spark.sparkContext
     url = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}/stages?status=complete"
     time.sleep(1.0)  # let the listener bus deliver the last stage metrics
     with urllib.request.urlopen(url, timeout=30) as response:
         stages = json.load(response)
-    records = [int(s["shuffleWriteRecords"]) for s in stages]
-    return sum(records), max(records, default=0)
+    writing = [s for s in stages if int(s["shuffleWriteBytes"]) > 0]
+    by_step: dict[str, list[int]] = {}
+    for s in writing:
+        by_step.setdefault(s.get("description") or "(other)", []).append(int(s["shuffleWriteRecords"]))
+    slowest = sorted(stages, key=lambda s: -int(s.get("executorRunTime", 0)))[:12]
+    for s in slowest:  # where the time went, on stderr
+        print(
+            f"stage {s['stageId']:>4} {s.get('description') or '':<20} tasks {s['numTasks']:>4} "
+            f"run {int(s.get('executorRunTime', 0)) / 1000:>7.1f} s  in {s.get('inputRecords', 0):>10,} "
+            f"shuffle r/w {s.get('shuffleReadRecords', 0):>10,} / {s.get('shuffleWriteRecords', 0):>10,}  "
+            f"{s['name'][:40]}",
+            file=sys.stderr,
+        )
+    return {
+        "stages": len(stages),
+        "shuffle_stages": len(writing),
+        "shuffle_records": sum(int(s["shuffleWriteRecords"]) for s in writing),
+        "shuffles_by_step": {step: sorted(records, reverse=True) for step, records in sorted(by_step.items())},
+    }
 
 
 def worker(catalogue: Path, out: Path, overrides: Sequence[str]) -> dict[str, Any]:
     """Run the stage once in this process and measure it (the --worker mode)."""
-    from pyspark.sql import functions as F
-
-    from ctx_spark.label.rules import context_matcher, match_playlists
-    from ctx_spark.label.run import LabelInputs, read_inputs, run_label_stage
+    from ctx_spark.label.run import LabelInputs, run_label_stage
     from ctx_spark.spark import SparkSettings, get_spark
 
     cfg = load_config(overrides=overrides)
@@ -122,33 +140,63 @@ def worker(catalogue: Path, out: Path, overrides: Sequence[str]) -> dict[str, An
     inputs = LabelInputs(paths["playlists"], paths["playlist_tracks"], paths["tracks"])
     started = time.perf_counter()
     report = run_label_stage(spark, cfg, inputs, str(out))
-    seconds = time.perf_counter() - started
-    measured = {
-        "seconds": seconds,
+    measured: dict[str, Any] = {
+        "stage_seconds": time.perf_counter() - started,
         "jvm_peak_mib": vm_hwm_mib(jvm_pid),
         "python_peak_mib": vm_hwm_mib(),
         "worker_peak_mib": max((vm_hwm_mib(p) or 0.0 for p in descendants(jvm_pid)), default=0.0),
-        "jvm_max_heap_mib": int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory()) / 2**20,
+        "rows": report["rows_read"]["playlist_tracks"],
+        "playlists": report["rows_read"]["playlists"],
+        "tracks_labelled": report["tracks_labelled"],
+        **shuffle_stages(spark),
     }
-    measured["shuffle_records"], measured["largest_shuffle"] = _shuffle_records(spark)
-    # Not timed: the rows of keyword-matched playlists, i.e. what may enter the wide operations.
-    playlists, playlist_tracks, _ = read_inputs(spark, inputs)
-    matched = match_playlists(playlists, context_matcher(cfg.contexts)).select("playlist_id").distinct()
-    measured["matched_rows"] = playlist_tracks.join(F.broadcast(matched), "playlist_id", "left_semi").count()
-    measured["rows"] = report["rows_read"]["playlist_tracks"]
-    measured["playlists"] = report["rows_read"]["playlists"]
-    measured["tracks_labelled"] = report["tracks_labelled"]
     spark.stop()
     return measured
+
+
+def same_outputs(job_out: Path, duck_out: Path) -> str:
+    """ "same" when the job's and DuckDB's outputs hold the same rows in the same order, else why not."""
+    import pyarrow.parquet as pq
+
+    for name in ("track_context_counts", "track_labels"):
+        ours = pq.read_table(job_out / name)
+        theirs = pq.read_table(duck_out / f"{name}.parquet").select(ours.column_names).cast(ours.schema)
+        if ours.num_rows != theirs.num_rows:
+            return f"{name}: {ours.num_rows} rows vs {theirs.num_rows}"
+        if not ours.equals(theirs):
+            return f"{name}: rows differ"
+    return "same"
+
+
+def _timed(command: list[str], env: dict[str, str], tag: str) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    seconds = time.perf_counter() - started
+    line = next(row for row in done.stdout.splitlines() if row.startswith(tag + " "))
+    return seconds, json.loads(line[len(tag) + 1 :])
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _mib(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
+def _load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1M,5M,20M", help="comma-separated playlist-track row counts")
+    parser.add_argument("--sizes", default="20M,80M", help="comma-separated playlist-track row counts")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each side per size (median reported)")
+    parser.add_argument("--master", default="local[2]", help="Spark master of the job (default local[2])")
+    parser.add_argument("--threads", type=int, default=2, help="DuckDB threads (default 2)")
+    parser.add_argument("--no-duckdb", action="store_true", help="time the job alone")
     parser.add_argument(
         "--cache",
         default=str(Path(tempfile.gettempdir()) / "ctx-spark-bench"),
@@ -166,7 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--worker", nargs=2, metavar=("CATALOGUE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    overrides = [f"spark.conf.spark.driver.memory={args.driver_memory}", *args.overrides]
+    overrides = [f"spark.conf.spark.driver.memory={args.driver_memory}", f"spark.master={args.master}", *args.overrides]
     if args.worker:
         print("BENCH " + json.dumps(worker(Path(args.worker[0]), Path(args.worker[1]), overrides)))
         return 0
@@ -177,38 +225,48 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
         PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable),
     )
+    extra = [x for o in args.overrides for x in ("--set", o)]
     results = []
     for rows in sizes:
         catalogue = ensure_catalogue(cache, rows, args.seed)
-        command = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--worker",
-            str(catalogue),
-            str(cache / f"labels-{rows}"),
-            "--driver-memory",
-            args.driver_memory,
-        ]
-        command += [x for o in args.overrides for x in ("--set", o)]
-        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
-        line = next(row for row in done.stdout.splitlines() if row.startswith("BENCH "))
-        results.append(json.loads(line[len("BENCH ") :]))
-        r = results[-1]
-        print(f"size {rows}: {r['rows']} rows in {r['seconds']:.1f} s", file=sys.stderr)
+        before = _load()
+        job_runs, duck_runs = [], []
+        for _ in range(args.repeat):
+            job_command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(catalogue)]
+            job_command += [str(cache / f"labels-{rows}"), "--driver-memory", args.driver_memory]
+            job_command += ["--master", args.master, *extra]
+            seconds, measured = _timed(job_command, env, "BENCH")
+            job_runs.append({"seconds": seconds, **measured})
+            if not args.no_duckdb:
+                duck_command = [sys.executable, str(Path(__file__).resolve().parent / "label_duckdb.py")]
+                duck_command += [str(catalogue), str(cache / f"duckdb-{rows}"), "--threads", str(args.threads), *extra]
+                seconds, measured = _timed(duck_command, env, "DUCKDB")
+                duck_runs.append({"seconds": seconds, **measured})
+        result = {"size": rows, "load_before": before, "load_after": _load(), "job": job_runs, "duckdb": duck_runs}
+        if duck_runs:
+            result["outputs"] = same_outputs(cache / f"labels-{rows}", cache / f"duckdb-{rows}")
+        results.append(result)
+        print(f"size {rows}: " + json.dumps(result), file=sys.stderr)
     print(
-        f"{'rows':>11} {'playlists':>9} {'seconds':>8} {'rows/s':>9} {'JVM peak':>9} {'Py peak':>8} "
-        f"{'worker':>7} {'matched rows':>13} {'matched %':>9} {'shuffled':>10} {'largest':>10} {'labelled':>8}"
+        f"{'rows':>12} {'job s':>7} {'duck s':>7} {'ratio':>6} {'job s/Mrow':>10} {'JVM peak':>9} {'Py peak':>8} "
+        f"{'duck peak':>9} {'stages':>6} {'shuffle st.':>11} {'shuffled':>11} {'outputs':>8}  load"
     )
     for r in results:
+        job = _median([x["seconds"] for x in r["job"]])
+        duck = _median([x["seconds"] for x in r["duckdb"]]) if r["duckdb"] else None
+        last = r["job"][-1]
         print(
-            f"{r['rows']:>11,} {r['playlists']:>9,} {r['seconds']:>8.1f} {r['rows'] / r['seconds']:>9,.0f} "
-            f"{_mib(r['jvm_peak_mib']):>9} {_mib(r['python_peak_mib']):>8} {_mib(r['worker_peak_mib']):>7} "
-            f"{r['matched_rows']:>13,} {100 * r['matched_rows'] / r['rows']:>8.1f}% {r['shuffle_records']:>10,} "
-            f"{r['largest_shuffle']:>10,} {r['tracks_labelled']:>8,}"
+            f"{last['rows']:>12,} {job:>7.1f} {duck if duck is not None else float('nan'):>7.1f} "
+            f"{job / duck if duck else float('nan'):>6.2f} {job / (last['rows'] / 1e6):>10.2f} "
+            f"{_mib(max(x['jvm_peak_mib'] or 0 for x in r['job'])):>9} "
+            f"{_mib(max(x['python_peak_mib'] or 0 for x in r['job'])):>8} "
+            f"{_mib(max((x['duck_peak_mib'] or 0 for x in r['duckdb']), default=None)):>9} "
+            f"{last['stages']:>6} {last['shuffle_stages']:>11} {last['shuffle_records']:>11,} "
+            f"{r.get('outputs', 'n/a'):>8}  {r['load_before']} / {r['load_after']}"
         )
     print(
-        f"(memory in MiB, VmHWM; driver max heap {_mib(results[0]['jvm_max_heap_mib'])} MiB; 'shuffled' = all "
-        "shuffle records written by the run, 'largest' = by its largest stage)"
+        "(seconds: whole process, start-up included, median of the repeats; memory: VmHWM in MiB; ratio = job / "
+        "DuckDB; 'shuffle st.' = completed stages that wrote shuffle data)"
         if results
         else "no sizes"
     )

@@ -190,13 +190,24 @@ def _delete_quietly(spark: SparkSession, path: str) -> None:
         pass
 
 
-def write_parquet(df: DataFrame, final: str, *, partition_by: tuple[str, ...] = ()) -> None:
-    """Write ``df`` as Parquet at ``final`` atomically (see :func:`atomic_output`)."""
-    with atomic_output(df.sparkSession, final) as staging:
-        writer = df.write.mode("error")
-        if partition_by:
-            writer = writer.partitionBy(*partition_by)
-        writer.parquet(staging)
+def write_parquet(
+    df: DataFrame, final: str, *, partition_by: tuple[str, ...] = (), sort_by: tuple[str, ...] = ()
+) -> None:
+    """Write ``df`` as Parquet at ``final`` atomically (see :func:`atomic_output`), in files
+    sized for the data (:mod:`ctx_spark.output_files`, docs/labelling.md, "Output files").
+
+    Args:
+        partition_by: columns that name sub-directories (``context=car/``).
+        sort_by: the output's order; the writer sorts (a range partitioning into as many
+            partitions as the output needs files, each sorted), so a caller passes the
+            columns here instead of sorting ``df`` itself.
+    """
+    from ctx_spark import output_files
+
+    spark = df.sparkSession
+    target = output_files.target_file_bytes(spark)
+    with atomic_output(spark, final) as staging:
+        output_files.write_sized(df, staging, output_files.Layout(target, partition_by, sort_by))
 
 
 def write_text(spark: SparkSession, final: str, text: str) -> None:

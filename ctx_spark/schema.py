@@ -47,6 +47,8 @@ class TableContract:
 # --- names shared by several stages -----------------------------------------------------
 
 TRACK_ID = "track_id"
+#: Optional name columns of a ``tracks`` table, carried into track_labels and the scoring outputs.
+TRACK_NAME_COLUMNS: tuple[str, ...] = ("track_name", "artist_name", "album_name")
 #: Split names, in the order of every per-split vector.
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: The split of tracks extracted without a dataset (a whole catalogue, for scoring).

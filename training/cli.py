@@ -159,6 +159,7 @@ def _score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="training run directory (model.keras, model_meta.json)")
     parser.add_argument("--shards", required=True, help="mel shard root")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--tracks", help="catalogue tracks table: its name columns join the outputs (optional)")
 
 
 def _score(args: argparse.Namespace, cfg: Config) -> int:
@@ -166,7 +167,7 @@ def _score(args: argparse.Namespace, cfg: Config) -> int:
     from training.score.run import run_score_stage, summary
 
     spark = get_spark("ctx-spark score", cfg.section("spark", SparkSettings))
-    print(summary(run_score_stage(spark, cfg, args.model, args.shards, args.out)))
+    print(summary(run_score_stage(spark, cfg, args.model, args.shards, args.out, tracks=args.tracks)))
     return 0
 
 

@@ -1,23 +1,28 @@
 """Labelling tracks with listening contexts from the playlists that hold them.
 
-Data flow (every step a DataFrame in, DataFrame out):
+Data flow (every step a DataFrame in, DataFrame out; docs/labelling.md, "Labelling rules"):
 
-1. :func:`match_playlists`: titles -> (playlist_id, context) for keyword-matched playlists.
-   The only Python step, on the playlists table alone.
-2. :func:`matched_track_rows`: semi-join playlist_tracks with the matched playlist ids
-   *before* any wide operation, so every later shuffle touches only the tracks of matched
-   playlists (a few percent of a catalogue's playlist-track rows), then attach
-   artist/album and flag unknown tracks.
-3. :func:`playlist_focus`: per matched playlist, its size and its largest artist and
-   album shares; :func:`focused_playlist_ids` keeps the focused ones.
-4. :func:`count_track_contexts`: per (track, context), the kept matching playlists holding
+1. :func:`matched_titles`: playlists whose title matches a context. A JVM-side pre-filter
+   (:func:`ctx_spark.text.may_match`, exact by construction) drops the titles that cannot
+   match; only the rest go through the Python matcher.
+2. :func:`playlist_ids`: per matched playlist id, its rows in ``playlists`` and its distinct
+   titles; an id with two different titles is ambiguous and dropped (counted).
+3. :func:`matched_track_rows`: semi-join playlist_tracks with the kept matched ids *before*
+   any wide operation, so every later shuffle touches only the tracks of matched playlists,
+   then attach artist/album and flag unknown tracks and null track ids.
+4. :func:`playlist_focus` and :func:`focus_flags`: per matched playlist, its size and its
+   largest artist and album shares, and the three filter flags.
+5. :func:`count_track_contexts`: per (track, context), the kept matching playlists holding
    the track; :func:`track_labels` turns counts into labels at ``min_playlists``.
+
+Each wide operation runs once per job: :func:`label_catalogue` persists every table a later
+step or the report reads again (docs/design-notes.md, "Labelling: the title pre-filter and the
+shuffle count").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+import math
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -25,8 +30,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ctx_spark.config import Contexts
+from ctx_spark.label.result import LabelResult
 from ctx_spark.label.settings import LabelSettings
-from ctx_spark.text import KeywordMatcher, match_titles
+from ctx_spark.output_files import estimated_bytes
+from ctx_spark.text import KeywordMatcher, match_titles, may_match
 
 
 def context_matcher(contexts: Contexts) -> KeywordMatcher:
@@ -34,45 +41,83 @@ def context_matcher(contexts: Contexts) -> KeywordMatcher:
     return KeywordMatcher({name: contexts.keywords[name] for name in contexts.names})
 
 
-def match_playlists(playlists: DataFrame, matcher: KeywordMatcher) -> DataFrame:
-    """Playlists whose title matches a context.
+def matched_titles(playlists: DataFrame, matcher: KeywordMatcher) -> DataFrame:
+    """Rows of ``playlists`` whose title matches a context.
 
-    Args:
-        playlists: (playlist_id, title); null titles never match.
+    Null ids and null titles never match. A title the pre-filter drops cannot match (pure
+    ASCII without any keyword's first token), so the Python matcher sees only the others.
 
     Returns:
-        Distinct (playlist_id, context) rows, one per matched context of a playlist.
+        (playlist_id, title, contexts): one row per matching row of ``playlists``.
     """
-    titled = playlists.where(F.col("title").isNotNull()).select("playlist_id", "title")
-    matched = match_titles(titled, "title", matcher, "_contexts").where(F.size("_contexts") > 0)
-    return matched.select("playlist_id", F.explode("_contexts").alias("context")).distinct()
+    candidates = playlists.where(
+        F.col("playlist_id").isNotNull() & F.col("title").isNotNull() & may_match(F.col("title"), matcher)
+    ).select("playlist_id", "title")
+    return match_titles(candidates, "title", matcher, "contexts").where(F.size("contexts") > 0)
 
 
-def matched_track_rows(playlist_tracks: DataFrame, tracks: DataFrame, matched: DataFrame) -> DataFrame:
+def match_playlists(playlists: DataFrame, matcher: KeywordMatcher) -> DataFrame:
+    """Distinct (playlist_id, context) rows, one per matched context of a playlist row."""
+    matched = matched_titles(playlists, matcher)
+    return matched.select("playlist_id", F.explode("contexts").alias("context")).distinct()
+
+
+def playlist_ids(playlists: DataFrame, titles: DataFrame) -> DataFrame:
+    """Per matched playlist id: its rows in ``playlists`` and its distinct titles.
+
+    Args:
+        titles: :func:`matched_titles`.
+
+    Returns:
+        (playlist_id, n_rows, n_titles, contexts): ``n_titles`` counts a null title as a
+        title; ``contexts`` are those of the id's (first) matching title. An id with
+        ``n_titles > 1`` names two different playlists (two titles, one set of tracks).
+    """
+    ids = titles.select("playlist_id").distinct()
+    per_id = (
+        playlists.join(ids, "playlist_id", "left_semi")
+        .groupBy("playlist_id")
+        .agg(F.count(F.lit(1)).alias("n_rows"), F.countDistinct(F.struct("title")).alias("n_titles"))
+    )
+    first = titles.groupBy("playlist_id").agg(F.min(F.struct("title", "contexts")).alias("_m"))
+    return per_id.join(first, "playlist_id").select("playlist_id", "n_rows", "n_titles", "_m.contexts")
+
+
+def kept_matches(ids: DataFrame) -> DataFrame:
+    """(playlist_id, context) of the unambiguous matched ids (one title), one row per context."""
+    return ids.where(F.col("n_titles") == 1).select("playlist_id", F.explode("contexts").alias("context"))
+
+
+def matched_track_rows(
+    playlist_tracks: DataFrame, tracks: DataFrame, matched: DataFrame, partitions: int = 4
+) -> DataFrame:
     """The distinct tracks of matched playlists, with artist and album where known.
 
     The semi-join on matched playlist ids comes first, so the de-duplication and the join
     with ``tracks`` run on matched playlists' rows only, and ``tracks`` is cut to their
-    tracks before it is grouped. Duplicate track ids in ``tracks``
-    are resolved deterministically (smallest artist and album id).
+    tracks before it is grouped. Duplicate track ids in ``tracks`` are resolved
+    deterministically (smallest artist and album id).
 
     Returns:
         (playlist_id, track_id, artist_id, album_id, rows, known): one row per distinct
-        (playlist, track) pair; ``rows`` counts its occurrences in ``playlist_tracks``;
-        ``known`` is false when ``tracks`` lacks the track (artist and album then null).
+        (playlist, track) pair, and one per playlist for its rows with a null track id;
+        ``rows`` counts the pair's rows in ``playlist_tracks``; ``known`` is false when
+        ``tracks`` lacks the track or the track id is null (artist and album then null).
     """
     matched_ids = matched.select("playlist_id").distinct()
+    # Hash-partitioned by track once: the de-duplication, the distinct track ids, the cut of
+    # ``tracks`` and the join with it then need no other shuffle of these rows.
     pairs = (
         playlist_tracks.select("playlist_id", "track_id")
         .join(matched_ids, "playlist_id", "left_semi")
+        .repartition(partitions, "track_id")
         .groupBy("playlist_id", "track_id")
         .agg(F.count(F.lit(1)).cast(T.LongType()).alias("rows"))
     )
-    # Only the tracks of matched playlists are de-duplicated: when their ids fit a
-    # broadcast, the tracks table is filtered where it is read instead of being shuffled.
-    wanted = pairs.select("track_id").distinct()
+    wanted = pairs.where(F.col("track_id").isNotNull()).select("track_id").distinct()
     catalogue = (
         tracks.join(wanted, "track_id", "left_semi")
+        .repartition(partitions, "track_id")
         .groupBy("track_id")
         .agg(
             F.min("artist_id").alias("artist_id"),
@@ -140,15 +185,20 @@ def focused_playlist_ids(flagged: DataFrame) -> DataFrame:
     return flagged.where(~removed).select("playlist_id")
 
 
-def count_track_contexts(matched: DataFrame, kept_ids: DataFrame, known_rows: DataFrame) -> DataFrame:
+def count_track_contexts(
+    matched: DataFrame, kept_ids: DataFrame, known_rows: DataFrame, partitions: int = 4
+) -> DataFrame:
     """Per (track, context), the number of kept matching playlists that hold the track.
 
     Returns:
         (track_id, artist_id, album_id, context, n_playlists int), ``n_playlists >= 1``.
     """
-    kept_matches = matched.join(kept_ids, "playlist_id", "left_semi")
+    kept = matched.join(kept_ids, "playlist_id", "left_semi")
+    # Range-partitioned by track: the aggregation, the labels' grouping and both outputs' sort
+    # order then need no other shuffle (the outputs are written in partition order).
     return (
-        kept_matches.join(known_rows.select("playlist_id", "track_id", "artist_id", "album_id"), "playlist_id")
+        kept.join(known_rows.select("playlist_id", "track_id", "artist_id", "album_id"), "playlist_id")
+        .repartitionByRange(partitions, "track_id")
         .groupBy("track_id", "artist_id", "album_id", "context")
         .agg(F.count(F.lit(1)).cast(T.IntegerType()).alias("n_playlists"))
     )
@@ -173,103 +223,23 @@ def track_labels(counts: DataFrame, contexts: Contexts, min_playlists: int) -> D
     )
 
 
-@dataclass
-class LabelResult:
-    """The DataFrames of one labelling run, lazily evaluated; see :func:`label_catalogue`."""
-
-    playlists: DataFrame
-    playlist_tracks: DataFrame
-    tracks: DataFrame
-    matched: DataFrame
-    track_rows: DataFrame
-    flagged: DataFrame
-    counts: DataFrame
-    labels: DataFrame
-    contexts: Contexts
-    settings: LabelSettings
-
-    def release(self) -> None:
-        """Drop the cached intermediate tables."""
-        for df in (self.matched, self.track_rows, self.flagged):
-            df.unpersist()
-
-    def report(self) -> dict[str, Any]:
-        """Counts for report.json: rows read and dropped, matches, filters, labels.
-
-        Runs several small Spark jobs; the large tables are only scanned for their row
-        counts (unless ``full_table_checks``).
-        """
-        names = self.contexts.names
-        playlist_stats = self.playlists.agg(
-            F.count(F.lit(1)).alias("rows"),
-            F.count(F.when(F.col("title").isNull(), 1)).alias("null_title"),
-        ).first()
-        assert playlist_stats is not None  # a global aggregation always returns one row
-        rows = self.track_rows.agg(
-            F.sum("rows").alias("raw"),
-            F.count(F.lit(1)).alias("distinct"),
-            F.count(F.when(F.col("known"), 1)).alias("known"),
-        ).first()
-        assert rows is not None  # a global aggregation always returns one row
-        raw, distinct, known = (int(rows["raw"] or 0), int(rows["distinct"]), int(rows["known"]))
-        matched_per_context = _per_context(self.matched.groupBy("context").count().collect(), names)
-        n_matched = self.matched.select("playlist_id").distinct().count()
-        focus = self.flagged.agg(
-            F.count(F.lit(1)).alias("with_tracks"),
-            F.count(F.when(F.col("oversized"), 1)).alias("oversized"),
-            F.count(F.when(F.col("artist_dominated"), 1)).alias("artist_dominated"),
-            F.count(F.when(F.col("album_dominated"), 1)).alias("album_dominated"),
-            F.count(F.when(~(F.col("oversized") | F.col("artist_dominated") | F.col("album_dominated")), 1)).alias(
-                "kept"
-            ),
-        ).first()
-        assert focus is not None  # a global aggregation always returns one row
-        labelled = self.counts.where(F.col("n_playlists") >= self.settings.min_playlists)
-        labelled_per_context = _per_context(labelled.groupBy("context").count().collect(), names)
-        report: dict[str, Any] = {
-            "rows_read": {
-                "playlists": int(playlist_stats["rows"]),
-                "playlist_tracks": self.playlist_tracks.count(),
-                "tracks": self.tracks.count(),
-            },
-            "rows_dropped": {
-                "playlists_null_title": int(playlist_stats["null_title"]),
-                "matched_playlist_tracks_duplicate": raw - distinct,
-                "matched_playlist_tracks_unknown_track": distinct - known,
-            },
-            "playlists_matched": n_matched,
-            "playlists_matched_per_context": matched_per_context,
-            "playlists_removed": {
-                "no_known_tracks": n_matched - int(focus["with_tracks"]),
-                "oversized": int(focus["oversized"]),
-                "artist_dominated": int(focus["artist_dominated"]),
-                "album_dominated": int(focus["album_dominated"]),
-                "any_filter": int(focus["with_tracks"]) - int(focus["kept"]),
-            },
-            "playlists_kept": int(focus["kept"]),
-            "track_context_pairs": self.counts.count(),
-            "tracks_labelled": self.labels.count(),
-            "tracks_labelled_per_context": labelled_per_context,
-        }
-        if self.settings.full_table_checks:
-            report["full_table_checks"] = _full_table_checks(self.playlist_tracks, self.tracks)
-        return report
+def _persist(df: DataFrame) -> DataFrame:
+    return df.persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def _per_context(rows: list, names: tuple[str, ...]) -> dict[str, int]:
-    found = {row["context"]: int(row["count"]) for row in rows}
-    return {name: found.get(name, 0) for name in names}
+def label_partitions(playlist_tracks: DataFrame, settings: LabelSettings) -> int:
+    """Partitions of the job's explicit repartitionings (``label.partitions``; 0: automatic).
 
-
-def _full_table_checks(playlist_tracks: DataFrame, tracks: DataFrame) -> dict[str, int]:
-    """Unknown-track and duplicate counts over the whole tables (a full shuffle each)."""
-    pairs = playlist_tracks.select("playlist_id", "track_id")
-    known_ids = tracks.select("track_id").distinct()
-    return {
-        "playlist_tracks_unknown_track": pairs.join(known_ids, "track_id", "left_anti").count(),
-        "playlist_tracks_duplicate": pairs.count() - pairs.distinct().count(),
-        "tracks_duplicate_track_id": tracks.count() - known_ids.count(),
-    }
+    Automatic: twice the cluster's default parallelism, or one per 256 MiB of the
+    playlist-track table when that is more. An explicit count keeps its partitioning in the
+    cache (adaptive execution would merge the partitions of ``repartition(column)`` and the
+    cache would forget how it is partitioned, bringing the shuffles back), so it must fit the
+    data: too many tiny tasks cost more than they save.
+    """
+    if settings.partitions:
+        return settings.partitions
+    size = estimated_bytes(playlist_tracks) or 0
+    return max(2 * playlist_tracks.sparkSession.sparkContext.defaultParallelism, math.ceil(size / 2**28))
 
 
 def label_catalogue(
@@ -278,7 +248,7 @@ def label_catalogue(
     tracks: DataFrame,
     contexts: Contexts,
     settings: LabelSettings,
-    matcher: Optional[KeywordMatcher] = None,
+    matcher: KeywordMatcher | None = None,
 ) -> LabelResult:
     """Build the whole labelling plan over validated input tables.
 
@@ -291,20 +261,29 @@ def label_catalogue(
         matcher: defaults to :func:`context_matcher` of ``contexts``.
 
     Returns:
-        A :class:`LabelResult`; ``counts`` and ``labels`` are the job's outputs. The small
-        intermediate tables (matches, matched tracks, focus) are cached; call ``release``.
+        A :class:`LabelResult`; ``counts`` and ``labels`` are the job's outputs. Every
+        intermediate table read more than once (matched titles and ids, matched tracks, focus,
+        counts, labels) is persisted, so each wide operation runs once; call ``release``.
     """
     matcher = matcher or context_matcher(contexts)
-    matched = match_playlists(playlists, matcher).persist(StorageLevel.MEMORY_AND_DISK)
-    track_rows = matched_track_rows(playlist_tracks, tracks, matched).persist(StorageLevel.MEMORY_AND_DISK)
+    titles = _persist(matched_titles(playlists, matcher))
+    ids = _persist(playlist_ids(playlists, titles))
+    matched = kept_matches(ids)
+    # Persisted hash-partitioned by playlist: the focus aggregations and the join with the
+    # matches read it without another shuffle.
+    partitions = label_partitions(playlist_tracks, settings)
+    rows = matched_track_rows(playlist_tracks, tracks, matched, partitions)
+    track_rows = _persist(rows.repartition(partitions, "playlist_id"))
     known_rows = track_rows.where(F.col("known"))
-    flagged = focus_flags(playlist_focus(known_rows), settings).persist(StorageLevel.MEMORY_AND_DISK)
-    counts = count_track_contexts(matched, focused_playlist_ids(flagged), known_rows)
-    labels = track_labels(counts, contexts, settings.min_playlists)
+    flagged = _persist(focus_flags(playlist_focus(known_rows), settings))
+    counts = _persist(count_track_contexts(matched, focused_playlist_ids(flagged), known_rows, partitions))
+    labels = _persist(track_labels(counts, contexts, settings.min_playlists))
     return LabelResult(
         playlists=playlists,
         playlist_tracks=playlist_tracks,
         tracks=tracks,
+        titles=titles,
+        ids=ids,
         matched=matched,
         track_rows=track_rows,
         flagged=flagged,

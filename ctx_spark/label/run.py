@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +15,7 @@ from ctx_spark.config import Config
 from ctx_spark.label.rules import label_catalogue
 from ctx_spark.label.settings import LabelSettings
 from ctx_spark.logs import get_logger, stage
+from ctx_spark.track_names import read_track_names, with_names
 
 if TYPE_CHECKING:
     from ctx_spark.registry import StageRequest
@@ -59,7 +62,12 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
     and ``out/report.json``, each atomically. Returns the report.
 
     Outputs are sorted by track (and context), so a re-run on the same inputs writes the
-    same rows in the same order.
+    same rows in the same order. ``track_labels`` carries the tracks table's name columns
+    when it has them (:mod:`ctx_spark.track_names`).
+
+    Raises:
+        InputError: the tables' ids do not agree (matched playlists without rows, or without
+            one known track): nothing is written.
     """
     started = time.perf_counter()
     settings = cfg.section("label", LabelSettings)
@@ -67,13 +75,18 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
     io.check_output_path("label", out, inputs.paths())
     with stage(log, "read inputs"):
         playlists, playlist_tracks, tracks = read_inputs(spark, inputs)
+        names = read_track_names(spark, inputs.tracks)
     result = label_catalogue(playlists, playlist_tracks, tracks, cfg.contexts, settings)
     try:
-        with stage(log, "write track_context_counts"):
-            io.write_parquet(result.counts.orderBy("track_id", "context"), f"{out}/{COUNTS_DIR}")
-        with stage(log, "write track_labels"):
-            io.write_parquet(result.labels.orderBy("track_id"), f"{out}/{LABELS_DIR}")
-        with stage(log, "report") as timer:
+        with stage(log, "match titles and playlist tracks"), described(spark, "label: match"):
+            warnings = result.check()
+        with stage(log, "count track contexts"), described(spark, "label: count"):
+            result.materialize()
+        with stage(log, "write track_context_counts"), described(spark, "label: write counts"):
+            io.write_parquet(result.counts, f"{out}/{COUNTS_DIR}", sort_by=("track_id", "context"))
+        with stage(log, "write track_labels"), described(spark, "label: write labels"):
+            io.write_parquet(with_names(result.labels, names), f"{out}/{LABELS_DIR}", sort_by=("track_id",))
+        with stage(log, "report") as timer, described(spark, "label: report"):
             report = result.report()
             timer.rows = report["rows_read"]["playlist_tracks"]
     finally:
@@ -87,10 +100,22 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
         "spark": {"master": spark.sparkContext.master, "version": spark.version},
         "contexts": {name: list(cfg.contexts.keywords[name]) for name in cfg.contexts.names},
         **report,
+        "warnings": warnings,
         "elapsed_seconds": round(time.perf_counter() - started, 3),
     }
     io.write_json(spark, f"{out}/{REPORT_FILE}", report)
     return report
+
+
+@contextmanager
+def described(spark: SparkSession, text: str) -> Iterator[None]:
+    """Name the Spark jobs of a step (the Spark UI and its REST API show it per job and stage)."""
+    sc = spark.sparkContext
+    sc.setLocalProperty("spark.job.description", text)
+    try:
+        yield
+    finally:
+        sc.setLocalProperty("spark.job.description", None)  # type: ignore[arg-type]
 
 
 def summary(report: dict[str, Any]) -> str:

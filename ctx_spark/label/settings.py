@@ -13,11 +13,14 @@ class LabelSettings:
     max_share: float
     min_playlists: int
     full_table_checks: bool = False
+    partitions: int = 0
 
     def __post_init__(self) -> None:
         if self.max_tracks < 1:
             raise ValueError(f"max_tracks must be >= 1, got {self.max_tracks}")
         if not 0.0 < self.max_share <= 1.0:
             raise ValueError(f"max_share must be in (0, 1], got {self.max_share}")
+        if self.partitions < 0:
+            raise ValueError(f"partitions must be >= 0 (0: automatic), got {self.partitions}")
         if self.min_playlists < 1:
             raise ValueError(f"min_playlists must be >= 1, got {self.min_playlists}")

@@ -11,7 +11,10 @@ subsets keep only ``artist_name``, ``track_uri`` and ``track_name``). The mappin
 - ``tracks``: ``track_id``; ``artist_id`` = ``artist_uri``, or when no entry of the track
   has one, ``artist-name:`` + the first 32 hex digits of SHA-256(UTF-8 ``artist_name``):
   stable across runs and files, one id per exact artist name, never equal to a Spotify URI
-  (see :func:`artist_name_id`); ``album_id`` = ``album_uri`` or null.
+  (see :func:`artist_name_id`); ``album_id`` = ``album_uri`` or null; and the optional name
+  columns ``track_name``, ``artist_name``, ``album_name`` (null where a slice lacks them; a
+  track whose entries disagree keeps the smallest of each), which the labelling and scoring
+  outputs carry along.
 
 Why Spark's JSON reader and not Python: the full MPD is 1,000 files, ~33 GB of JSON and 66M
 track entries. Spark reads each file in its own task (``multiLine``), parses in the JVM
@@ -40,7 +43,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from ctx_spark import __version__, io
+from ctx_spark import __version__, io, schema
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 
@@ -48,7 +51,7 @@ log = get_logger("mpd")
 
 SLICE_GLOB = "mpd.slice.*.json"
 ARTIST_NAME_PREFIX = "artist-name:"
-TRACK_FIELDS = ("track_uri", "artist_uri", "artist_name", "album_uri")
+TRACK_FIELDS = ("track_uri", "artist_uri", "artist_name", "album_uri", "track_name", "album_name")
 CORRUPT = "_corrupt_record"
 
 #: The part of the MPD schema the import reads; other fields are ignored.
@@ -227,7 +230,8 @@ def build_tables(good: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame, Data
     A pid found in several files keeps the copy of the first file in path order.
 
     Returns:
-        (playlists, playlist_tracks, tracks, chosen): ``chosen`` is (pid, file, n_files).
+        (playlists, playlist_tracks, tracks, chosen): ``chosen`` is (pid, file, n_files);
+        ``tracks`` has the name columns of :data:`ctx_spark.schema.TRACK_NAME_COLUMNS`.
     """
     copies = good.where(F.col("pid").isNotNull()).select("pid", "file", "title").distinct()
     chosen = (
@@ -250,11 +254,13 @@ def build_tables(good: DataFrame) -> tuple[DataFrame, DataFrame, DataFrame, Data
             F.max("artist_uri").alias("artist_uri"),
             F.min(artist_name_id(F.col("artist_name"))).alias("name_id"),
             F.max("album_uri").alias("album_id"),
+            *[F.min(name).alias(name) for name in schema.TRACK_NAME_COLUMNS],
         )
         .select(
             F.col("track_uri").alias("track_id"),
             F.coalesce("artist_uri", "name_id").alias("artist_id"),
             "album_id",
+            *schema.TRACK_NAME_COLUMNS,
         )
     )
     return playlists, playlist_tracks, tracks, chosen
@@ -292,11 +298,11 @@ def run_import_stage(spark: SparkSession, pattern: str, out: str) -> dict[str, A
         good = entries.where(~F.col("malformed") & ~F.col("no_playlists"))
         playlists, playlist_tracks, tracks, chosen = build_tables(good)
         with stage(log, "write playlists"):
-            io.write_parquet(playlists.orderBy("playlist_id"), f"{out}/playlists")
+            io.write_parquet(playlists, f"{out}/playlists", sort_by=("playlist_id",))
         with stage(log, "write playlist_tracks"):
-            io.write_parquet(playlist_tracks.orderBy("playlist_id", "pos"), f"{out}/playlist_tracks")
+            io.write_parquet(playlist_tracks, f"{out}/playlist_tracks", sort_by=("playlist_id", "pos"))
         with stage(log, "write tracks"):
-            io.write_parquet(tracks.orderBy("track_id"), f"{out}/tracks")
+            io.write_parquet(tracks, f"{out}/tracks", sort_by=("track_id",))
         counts = _counts(good, chosen, spark, out)
     finally:
         entries.unpersist()

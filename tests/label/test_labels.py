@@ -210,9 +210,26 @@ def test_full_table_checks_count_over_whole_tables(spark, config) -> None:
     _, _, report = cat.run(spark, config.contexts, settings)
     assert report["full_table_checks"] == {
         "playlist_tracks_unknown_track": 1,
+        "playlist_tracks_unknown_playlist": 0,
+        "playlist_tracks_null_playlist_id": 0,
+        "playlist_tracks_null_track_id": 0,
         "playlist_tracks_duplicate": 1,
+        "playlists_duplicate_id": 0,
         "tracks_duplicate_track_id": 0,
     }
+
+
+def test_full_table_checks_count_unknown_playlists_and_null_ids(spark, config) -> None:
+    cat = Catalogue()
+    cat.playlist(1, "car", filler(1000, 8))
+    cat.playlist_tracks += [(9, 1000), (9, 1001), (None, 1002), (1, None)]  # playlist 9 is not in playlists
+    cat.playlists.append((1, "car"))  # the same playlist listed twice
+    settings = LabelSettings(100, 0.25, 1, full_table_checks=True)
+    _, _, report = cat.run(spark, config.contexts, settings)
+    checks = report["full_table_checks"]
+    assert checks["playlist_tracks_unknown_playlist"] == 2
+    assert checks["playlist_tracks_null_playlist_id"] == 1 and checks["playlist_tracks_null_track_id"] == 1
+    assert checks["playlists_duplicate_id"] == 1
 
 
 def test_string_ids(spark, config) -> None:

@@ -105,6 +105,12 @@ def test_import_fixture_slices(spark, tmp_path) -> None:
         (TRACK(4), name_id("Lo-Fi Nobody"), None),
         (TRACK(5), name_id("lo-fi nobody"), None),  # another name, another artist
     ]
+    names = {
+        r["track_id"]: (r["track_name"], r["artist_name"], r["album_name"])
+        for r in spark.read.parquet(str(out / "tracks")).collect()
+    }
+    assert names[TRACK(1)] == ("Made Up Highway", "The Invented Band", "Imaginary Roads")
+    assert names[TRACK(2)][:2] == ("Fictional Drive", "Zoë Placeholder")
     assert report["rows"] == {"playlists": 6, "playlist_tracks": 9, "tracks": 5}
     assert report["entries_dropped"] == {"playlists_without_pid": 0, "tracks_without_uri": 1}
     assert report["playlists_null_title"] == 1
@@ -144,3 +150,4 @@ def test_real_slices_import_and_label(spark, tmp_path) -> None:
     labelled = spark.read.parquet(str(tmp_path / "labels" / "track_labels"))
     assert labelled.count() == labels["tracks_labelled"]
     assert labelled.where("track_id NOT LIKE 'spotify:track:%'").count() == 0
+    assert labelled.where("track_name IS NULL OR artist_name IS NULL").count() == 0  # names carried along

@@ -34,6 +34,7 @@ from ctx_spark.shards import contract
 from ctx_spark.spark import SparkSettings, ship_package
 from training.meta import mel_params
 from training.score import sources
+from ctx_spark.track_names import read_track_names, with_names
 from training.score.settings import ScoreSettings
 
 if TYPE_CHECKING:
@@ -114,17 +115,20 @@ def rank_contexts(scores: DataFrame, contexts: Sequence[str], partitions: int) -
         partitions: range partitions of the sort.
 
     Returns:
-        (context, rank, track_id, split, probability): rank 1 is the most probable track of
-        the context; ties broken by track_id. The sorted rows are persisted (their ids must
-        not change between the two jobs that read them): the caller unpersists
+        (context, rank, track_id, split, probability, and the name columns ``scores`` has):
+        rank 1 is the most probable track of the context; ties broken by track_id. The sorted
+        rows are persisted (their ids must not change between the two jobs that read them): the caller unpersists
         ``ranked.cached_input`` once the result is written.
     """
     spark = scores.sparkSession
     names = F.array(*[F.lit(c) for c in contexts])
+    extra = [c for c in schema.TRACK_NAME_COLUMNS if c in scores.columns]
     exploded = (
         scores.where(F.col("probabilities").isNotNull())
-        .select(contract.TRACK_ID, "split", F.posexplode("probabilities").alias("_pos", "probability"))
-        .select(F.element_at(names, F.col("_pos") + 1).alias("context"), contract.TRACK_ID, "split", "probability")
+        .select(contract.TRACK_ID, "split", *extra, F.posexplode("probabilities").alias("_pos", "probability"))
+        .select(
+            F.element_at(names, F.col("_pos") + 1).alias("context"), contract.TRACK_ID, "split", "probability", *extra
+        )
     )
     order = [F.col("context"), F.col("probability").desc(), F.col(contract.TRACK_ID)]
     located = (
@@ -152,6 +156,7 @@ def rank_contexts(scores: DataFrame, contexts: Sequence[str], partitions: int) -
             contract.TRACK_ID,
             "split",
             "probability",
+            *extra,
         )
     )
     ranked.cached_input = located  # type: ignore[attr-defined]
@@ -197,7 +202,13 @@ def _scores(
 
 
 def run_score_stage(
-    spark: SparkSession, cfg: Config, model_dir: str, shards: str, out: str, previous: Optional[str] = None
+    spark: SparkSession,
+    cfg: Config,
+    model_dir: str,
+    shards: str,
+    out: str,
+    previous: Optional[str] = None,
+    tracks: Optional[str] = None,
 ) -> dict[str, Any]:
     """Score every track of ``shards`` and write ``out/track_scores``,
     ``out/context_rankings`` (partitioned by context) and ``out/report.json``, each
@@ -207,6 +218,8 @@ def run_score_stage(
         previous: an earlier scoring output whose scores are kept for tracks whose
             spectrogram did not change, when made by the same model (a chained refresh
             passes the previous snapshot's); the rankings are always rebuilt whole.
+        tracks: an optional catalogue tracks table; its name columns (track, artist and album
+            names, when it has them) are joined into both outputs.
     """
     started = time.perf_counter()
     settings = cfg.section("score", ScoreSettings)
@@ -217,7 +230,8 @@ def run_score_stage(
     contexts = list(meta["contexts"])
     contract.check_contexts(contexts, cfg.contexts.names, f"the model {model_dir}")
     out = io.qualify(out).rstrip("/")
-    io.check_output_path("score", out, {"--model": model_dir, "--shards": shards})
+    io.check_output_path("score", out, {"--model": model_dir, "--shards": shards, "--tracks": tracks})
+    names = read_track_names(spark, tracks) if tracks else None
     previous_conf = _set_conf(
         spark,
         {
@@ -229,7 +243,7 @@ def run_score_stage(
         source = sources.check_shards(spark, shards, params, contexts)
         scores, reuse = _scores(spark, source, (model_bytes, params, contexts), settings, previous)
         with stage(log, "score and write track_scores"):
-            io.write_parquet(scores, f"{out}/{SCORES_DIR}")
+            io.write_parquet(with_names(scores, names), f"{out}/{SCORES_DIR}")
         written = spark.read.parquet(f"{out}/{SCORES_DIR}")
         counts = {
             row["split"]: {"rows": row["rows"], "unusable_mel": row["bad"]}
@@ -329,6 +343,7 @@ def run_in_chain(request: StageRequest) -> dict[str, Any]:
         request.upstream["extract"],
         request.out,
         previous=request.previous,
+        tracks=request.inputs.get("tracks"),
     )
 
 
