@@ -108,7 +108,9 @@ def _refuse_rate(failed: int, total: int, what: str, settings: ExtractSettings, 
         )
 
 
-def refuse_outcome(run: ExtractRun, stats: Sequence[Mapping], unused: rejected.RejectedWrite) -> None:
+def refuse_outcome(
+    run: ExtractRun, stats: Sequence[Mapping], unused: rejected.RejectedWrite, total: Optional[int] = None
+) -> None:
     """After writing, before publishing: refuse when a task could not write (the output is
     full, read-only or refused), or when more than ``extract.max_failure_rate`` of the
     tracks failed (any reason, no audio included).
@@ -116,6 +118,8 @@ def refuse_outcome(run: ExtractRun, stats: Sequence[Mapping], unused: rejected.R
     Args:
         stats: the write tasks' summed counts (:func:`ctx_spark.extract.plan.summarise`).
         unused: what writing the listing's rejected entries gave.
+        total: the tracks the rate is over; by default every track in ``stats`` (a run on
+            the mel store writes only its new tracks, so it passes all of its tracks).
 
     Raises:
         OutputError: a task handed back a write error (the first is quoted).
@@ -131,7 +135,8 @@ def refuse_outcome(run: ExtractRun, stats: Sequence[Mapping], unused: rejected.R
     if not run.catalogue.tracks and run.settings.allow_empty:
         return  # an empty input let through: every dataset track has no audio
     what = f"failed ({_by_reason(failed)}; errors/ lists them)"
-    _refuse_rate(sum(failed.values()), sum(s["n"] for s in stats), what, run.settings, run.out)
+    tracks = sum(s["n"] for s in stats) if total is None else total
+    _refuse_rate(sum(failed.values()), tracks, what, run.settings, run.out)
 
 
 def refuse_write_errors(messages: Sequence[str], out: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from pyspark.sql import DataFrame
@@ -32,9 +33,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from ctx_spark import io
-from ctx_spark.extract import plan, reuse, store_index, store_tasks, tasks
+from ctx_spark.extract import guards, plan, rejected, reuse, store_index, store_tasks, tasks
 from ctx_spark.extract.report import extract_report
-from ctx_spark.extract.run import ExtractRun, _count_rows, _no_audio_message, _write_empty_errors
+from ctx_spark.extract.run import (
+    ExtractRun,
+    _count_rows,
+    _no_audio_message,
+    _remove_attempt_leftovers,
+    _write_empty_errors,
+)
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.schema import SPLIT, TRACK_ID, id_kind
 from ctx_spark.shards import contract, store
@@ -226,17 +233,24 @@ def extract_to_store(run: ExtractRun) -> dict[str, Any]:
     spark, settings, params, rows = run.spark, run.settings, run.params, run.rows
     assert rows is not None and run.store_root is not None and run.store is not None
     counts = _count_rows(run)
+    guards.refuse_inputs(run, counts)  # before any work: an empty input, tracks without audio
     kind = id_kind(rows.schema[TRACK_ID].dataType)
     layout = StoreLayout.of(run.store_root, params, kind)
     _prepare(run, layout)
     run.store_rows = store_index.store_rows(spark, layout, kind) if settings.incremental else None
     found, missing = store_index.match(rows, run.store_rows, settings.checksum)
     new = _new_rows(run, layout, found, missing)
-    with io.atomic_output(spark, run.out) as staging:
+    with guards.output_errors(run.out), io.atomic_output(spark, run.out) as staging:
         with stage(log, "decode, compute and write store files") as timer:
             stats = _write_batch(run, layout, staging, new)
             timer.rows = sum(s["n"] for s in stats)
-        errors_written = sum(s["n"] for s in stats if s["status"] == tasks.FAILED)
+        assert run.catalogue is not None
+        unused = rejected.write_rejected(run.catalogue.rejected, staging, kind, settings.compression)
+        # the failure rate is over every track of the run, not only the ones written now
+        guards.refuse_outcome(run, stats, unused, total=counts.total)
+        _remove_attempt_leftovers(spark, staging)
+        failed_tracks = sum(s["n"] for s in stats if s["status"] == tasks.FAILED)
+        errors_written = failed_tracks + sum(unused.counts.values())
         if not errors_written:
             _write_empty_errors(staging, kind)
         with stage(log, "write references") as timer:
@@ -245,7 +259,7 @@ def extract_to_store(run: ExtractRun) -> dict[str, Any]:
             if current is not None:
                 refs = _write_refs(run, layout, staging, current, counts.total)
             timer.rows = sum(refs["written"].values())
-        lost = counts.total - sum(refs["written"].values()) - errors_written
+        lost = counts.total - sum(refs["written"].values()) - failed_tracks
         if lost:
             raise RuntimeError(
                 f"{lost} tracks' spectrograms left the store {layout.path} while this run used them "
@@ -254,17 +268,23 @@ def extract_to_store(run: ExtractRun) -> dict[str, Any]:
         io.write_text(spark, f"{staging}/{contract.PARAMS_FILE}", params.to_json() + "\n")
         io.write_text(spark, f"{staging}/{contract.INFO_FILE}", contract.info_json(run.contexts))
         io.write_text(spark, f"{staging}/{store.REFS_FILE}", store.refs_json(layout))
-        report = _report(run, layout, staging, new, stats, refs)
+        report = _report(run, layout, staging, new, stats, refs, unused.counts)
         report["errors_written"] = errors_written
         io.write_json(spark, f"{staging}/{contract.REPORT_FILE}", report)
     return report
 
 
 def _report(
-    run: ExtractRun, layout: StoreLayout, staging: str, new: dict, stats: list[dict], refs: dict
+    run: ExtractRun,
+    layout: StoreLayout,
+    staging: str,
+    new: dict,
+    stats: list[dict],
+    refs: dict,
+    rejected_counts: Mapping[str, int],
 ) -> dict[str, Any]:
     """extract_report's fields (the refs' counts as ``written``), plus the store's."""
-    report = extract_report(run, staging, new["note"], stats)
+    report = extract_report(run, staging, new["note"], stats, rejected_counts)
     written = refs["written"]
     per_split = dict(written)
     for s in stats:

@@ -28,13 +28,12 @@ from pyspark.sql import types as T
 from ctx_spark import __version__, io, schema
 from ctx_spark.audio.params import MelParams
 from ctx_spark.config import Config
-from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.shards import contract
 from ctx_spark.spark import SparkSettings, ship_package
+from ctx_spark.track_names import read_track_names, with_names
 from training.meta import mel_params
 from training.score import sources
-from ctx_spark.track_names import read_track_names, with_names
 from training.score.settings import ScoreSettings
 
 if TYPE_CHECKING:
