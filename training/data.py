@@ -198,7 +198,7 @@ def batched_pass(
         ConfigError: the petastorm reader is chosen where it cannot run.
     """
     seed = tf.cast(seed, tf.int64)
-    if settings.reader == "pyarrow" or not split.self_contained:  # petastorm reads only whole shards
+    if reads_with_pyarrow(split, settings):
         signature = _signature(split, columns, n_contexts, mel_as_bytes=False)
         generate = _pyarrow_pass(split, settings, columns, n_contexts)
         return tf.data.Dataset.from_generator(
@@ -262,8 +262,15 @@ def decode_mel_batch(mel: tf.Tensor, shape: tuple[int, int], frames_first: bool 
     return tf.cast(tf.transpose(mel, [0, 2, 1]), tf.float32)
 
 
-def _decode(batch: dict, shape: tuple[int, int], settings: DataSettings) -> tf.Tensor:
-    return decode_mel_batch(batch[contract.MEL], shape, frames_first=settings.reader == "pyarrow")
+def reads_with_pyarrow(split: ShardSplit, settings: DataSettings) -> bool:
+    """Whether ``split`` is read by the pyarrow pass: the configured reader, or a split of
+    references into the mel store, which petastorm cannot follow (it reads whole shards)."""
+    return settings.reader == "pyarrow" or not split.self_contained
+
+
+def _decode(batch: dict, shape: tuple[int, int], split: ShardSplit, settings: DataSettings) -> tf.Tensor:
+    frames_first = reads_with_pyarrow(split, settings)  # the pyarrow pass hands over (B, frames, mels)
+    return decode_mel_batch(batch[contract.MEL], shape, frames_first=frames_first)
 
 
 def targets(batch: dict) -> tf.Tensor:
@@ -294,7 +301,7 @@ def training_dataset(
         return batched_pass(split, settings, columns, n_contexts, pass_seed, True, settings.batch_size)
 
     dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_pass)
-    dataset = dataset.map(lambda b: (_decode(b, shape, settings), targets(b)), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(lambda b: (_decode(b, shape, split, settings), targets(b)), num_parallel_calls=AUTOTUNE)
     return _prefetch(dataset, settings)
 
 
@@ -305,7 +312,7 @@ def evaluation_dataset(
     columns = columns_for(split, with_targets=True, with_ids=False)
     shape = split.params.shape
     dataset = batched_pass(split, settings, columns, n_contexts, 0, False, batch_size or settings.batch_size)
-    dataset = dataset.map(lambda b: (_decode(b, shape, settings), targets(b)), num_parallel_calls=AUTOTUNE)
+    dataset = dataset.map(lambda b: (_decode(b, shape, split, settings), targets(b)), num_parallel_calls=AUTOTUNE)
     dataset = dataset.apply(
         tf.data.experimental.assert_cardinality(steps_per_pass(split, batch_size or settings.batch_size))
     )
@@ -322,7 +329,7 @@ def prediction_batches(
         columns = [c for c in columns if c not in contract.WEIGHT_COLUMNS]
     shape = split.params.shape
     dataset = batched_pass(split, settings, columns, n_contexts, 0, False, batch_size).map(
-        lambda b: {**{k: v for k, v in b.items() if k != contract.MEL}, "x": _decode(b, shape, settings)},
+        lambda b: {**{k: v for k, v in b.items() if k != contract.MEL}, "x": _decode(b, shape, split, settings)},
         num_parallel_calls=AUTOTUNE,
     )
     for batch in _prefetch(dataset, settings):

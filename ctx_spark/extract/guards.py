@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Optional
 
-from ctx_spark.errors import CtxSparkError, InputError
+from ctx_spark.errors import CtxSparkError, InputError, OutputError
 from ctx_spark.extract import listing, rejected, tasks
 from ctx_spark.extract.settings import ExtractSettings
 from ctx_spark.extract.targets import RowCounts
@@ -32,8 +32,9 @@ log = get_logger("extract")
 JAVA_MKDIRS = "Mkdirs failed to create"
 
 
-class OutputError(CtxSparkError):
-    """The output cannot be written (full, read-only, refused): one line, exit code 2."""
+class OutputRefused(OutputError):
+    """The extraction's own one-line refusal of an output it cannot write (full, read-only,
+    refused), which already says that nothing was published."""
 
 
 def _unchanged(out: str) -> str:
@@ -143,7 +144,7 @@ def refuse_write_errors(messages: Sequence[str], out: str) -> None:
     """Raise :class:`OutputError` quoting the first write error handed back by a task."""
     if messages:
         more = f" (and {len(messages) - 1} more)" if len(messages) > 1 else ""
-        raise OutputError(f"extract: cannot write the output {out} ({sorted(messages)[0]}{more}); {_unchanged(out)}")
+        raise OutputRefused(f"extract: cannot write the output {out} ({sorted(messages)[0]}{more}); {_unchanged(out)}")
 
 
 @contextmanager
@@ -152,13 +153,17 @@ def output_errors(out: str) -> Iterator[None]:
     IOException through Py4J) into one :class:`OutputError` line; anything else passes."""
     try:
         yield
+    except OutputRefused:
+        raise
+    except OutputError as exc:  # a driver-side write of ctx_spark.io (ctx_spark/causes.py named the file)
+        raise OutputRefused(f"extract: {exc}; {_unchanged(out)}") from None
     except CtxSparkError:
         raise
     except OSError as exc:
         cause = permanent_cause(exc)
         if cause is None:
             raise
-        raise OutputError(f"extract: cannot write the output {out} ({cause}); {_unchanged(out)}") from None
+        raise OutputRefused(f"extract: cannot write the output {out} ({cause}); {_unchanged(out)}") from None
     except Exception as exc:
         java = getattr(exc, "java_exception", None)
         lines = str(java.toString()).splitlines() if java is not None else []
@@ -170,4 +175,4 @@ def output_errors(out: str) -> Iterator[None]:
             cause = "cannot create a directory there"
         if cause is None:
             raise
-        raise OutputError(f"extract: cannot write the output {out} ({cause}: {first}); {_unchanged(out)}") from None
+        raise OutputRefused(f"extract: cannot write the output {out} ({cause}: {first}); {_unchanged(out)}") from None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Optional
 
 import pyarrow as pa
@@ -140,6 +140,7 @@ def run_extract_stage(
     out: str,
     previous: Optional[str] = None,
     mel_store: Optional[str] = None,
+    settings: Optional[ExtractSettings] = None,
 ) -> dict[str, Any]:
     """Extract spectrograms and write ``out/{train,validation,test}/`` (or ``out/all/``),
     ``out/errors/``, ``out/mel_params.json``, ``out/shards.json`` and ``out/report.json``.
@@ -152,6 +153,8 @@ def run_extract_stage(
         mel_store: the shared mel store of a chained run: spectrograms are written there
             once and ``out`` holds references (ctx_spark/extract/stored.py); ``previous`` is
             then only read when it is a self-contained shard root, to import from.
+        settings: the ``extract`` section to use instead of ``cfg``'s (a chained run
+            passes its own failure-rate rule).
 
     Raises:
         InputError: bad inputs, or an ``out`` that overlaps an input or holds files that
@@ -168,7 +171,7 @@ def run_extract_stage(
         out=out,
         previous_root=io.qualify(previous).rstrip("/") if previous else out,
         params=cfg.section("audio", MelParams),
-        settings=cfg.section("extract", ExtractSettings),
+        settings=settings or cfg.section("extract", ExtractSettings),
         started=started,
     )
     if mel_store is not None:
@@ -291,7 +294,12 @@ def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run: the run's audio (a table or a directory) and the
     dataset stage's output in. With the run's mel store (input ``mel_store``) only new and
     changed tracks are decoded and the snapshot holds references; without it the previous
-    run's shards are reused for unchanged tracks and copied into this snapshot."""
+    run's shards are reused for unchanged tracks and copied into this snapshot.
+
+    The stage publishes its output however many tracks failed (``extract.max_failure_rate``
+    is lifted): the refresh applies ``refresh.max_failure_rate`` to the stage's report
+    instead, before anything is published (ctx_spark/refresh/guards.py), so that a rerun
+    with the limit raised resumes the run without extracting again."""
     inputs = ExtractInputs(
         tracks=request.inputs.get("audio_table"),
         audio_dir=request.inputs.get("audio_dir"),
@@ -304,6 +312,7 @@ def run_in_chain(request: StageRequest) -> dict[str, Any]:
         request.out,
         previous=request.previous,
         mel_store=request.inputs.get("mel_store"),
+        settings=replace(request.cfg.section("extract", ExtractSettings), max_failure_rate=1.0),
     )
 
 

@@ -116,7 +116,7 @@ def test_hidden_and_empty_files_are_skipped_as_spark_skips_them(spark, tmp_path)
     root = tmp_path / "table"
     _write(root / "part-0.parquet", [1, 2], ["a", "b"])
     (root / "_SUCCESS").write_text("")
-    (root / ".part-0.parquet.crc").write_bytes(b"crc")
+    (root / ".part-0.parquet.tmp").write_bytes(b"a half-written file")  # hidden: Spark skips it
     (root / "part-9.parquet").write_bytes(b"")  # zero bytes: Spark lists and skips it
     _write(root / "_temporary" / "0" / "part-x.parquet", ["x"], ["z"], id_type=pa.string())
     df = io.read_table(spark, str(root), PLAYLISTS)

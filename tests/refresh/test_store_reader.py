@@ -160,7 +160,7 @@ def test_training_reads_every_row_once_per_epoch_shuffled_and_resumable(roots):
     truth = {}
     for mel, _labels, neg in _rows(split).values():
         truth[round(float(neg[0]), 6)] = contract.decode_mel(mel, split.params).T.astype(np.float32)
-    # the default reader, petastorm, reads only self-contained shards: the pyarrow one is used
+    # petastorm reads only self-contained shards: asked for it, the trainer uses the pyarrow reader
     settings = DataSettings(reader="petastorm", batch_size=16, shuffle_buffer=32, workers=3, prefetch=0)
     steps = data.steps_per_pass(split, settings.batch_size)
     full = _epochs(data.training_dataset(split, settings, C, seed=11, initial_epoch=0, epochs=3), steps)
