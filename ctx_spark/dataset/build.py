@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Optional, cast
 
 import numpy as np
 from pyspark import StorageLevel
@@ -26,7 +26,7 @@ from ctx_spark.dataset import weights as W
 from ctx_spark.dataset.groups import connected_groups
 from ctx_spark.dataset.inputs import check_track_labels, prepare_tracks
 from ctx_spark.dataset.settings import SPLITS, DatasetSettings
-from ctx_spark.dataset.split import assign_splits, group_statistics, group_table, split_report
+from ctx_spark.dataset.split import assign_splits, group_statistics, group_table, previous_groups, split_report
 from ctx_spark.errors import InputError
 from ctx_spark.logs import get_logger, stage
 from ctx_spark.schema import LABELS, SPLIT, TRACK_ID, WEIGHT_COLUMNS
@@ -116,7 +116,11 @@ def _step(seconds: dict[str, float], name: str) -> Iterator[Any]:
 
 
 def build_dataset(
-    track_labels: DataFrame, names: Sequence[str], settings: DatasetSettings, source: str = "track_labels"
+    track_labels: DataFrame,
+    names: Sequence[str],
+    settings: DatasetSettings,
+    source: str = "track_labels",
+    previous_splits: Optional[DataFrame] = None,
 ) -> DatasetBuild:
     """Plan and partly run the dataset assembly.
 
@@ -126,6 +130,8 @@ def build_dataset(
         names: the configured contexts, in order (m of them).
         settings: the ``dataset`` section.
         source: where the table came from, for error messages.
+        previous_splits: (track_id, split) of an earlier dataset whose groups keep their
+            split (:func:`ctx_spark.dataset.split.previous_groups`); None stratifies all.
 
     Raises:
         InputError: bad rows (see :func:`check_track_labels`), or no track left to split.
@@ -183,7 +189,11 @@ def build_dataset(
         t.rows = n_selected
     with _step(seconds, "split") as t:
         totals = np.concatenate([[n_selected], P.context_counts(balanced.selected_counts, m)])
-        split = assign_splits(groups, settings, totals, m, report["groups"]["groups"])
+        kept = None
+        if previous_splits is not None:
+            kept = previous_groups(grouped, previous_splits).persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(kept)
+        split = assign_splits(groups, settings, totals, m, report["groups"]["groups"], kept)
         rows = grouped.join(split.assignment, "group_id").persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(rows)
         by_split = P.collect_pattern_counts(rows, ["split"])

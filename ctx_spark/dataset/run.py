@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from ctx_spark import __version__, io, schema
 from ctx_spark.config import Config
@@ -24,14 +24,22 @@ DATASET_DIR = schema.DATASET_DIR
 COOCCURRENCE_CSV = "cooccurrence.csv"
 COOCCURRENCE_PNG = "cooccurrence.png"
 REPORT_FILE = schema.REPORT_FILE
+SPLIT = schema.SPLIT
 
 
-def run_dataset_stage(spark: SparkSession, cfg: Config, labels: str, out: str) -> dict[str, Any]:
+def run_dataset_stage(
+    spark: SparkSession, cfg: Config, labels: str, out: str, previous: Optional[str] = None
+) -> dict[str, Any]:
     """Build the dataset from ``labels`` (a ``track_labels`` Parquet table) and write
     ``out/dataset``, ``out/cooccurrence.csv``, ``out/cooccurrence.png`` and
     ``out/report.json``, each atomically. Returns the report.
 
     The same input and settings (seed included) give the same rows, in the same order.
+
+    Args:
+        previous: an earlier dataset stage output (a refresh passes the previous
+            snapshot's); with ``dataset.keep_previous_split`` its groups keep their split
+            and only new groups are stratified (docs/dataset.md, "Stable splits").
     """
     started = time.perf_counter()
     settings = cfg.section("dataset", DatasetSettings)
@@ -39,7 +47,11 @@ def run_dataset_stage(spark: SparkSession, cfg: Config, labels: str, out: str) -
     out = io.qualify(out).rstrip("/")
     io.check_output_path("dataset", out, {"--labels": labels})
     table = io.read_table(spark, labels, schema.TRACK_LABELS, require_rows=True)
-    build = build_dataset(table, names, settings, source=labels)
+    previous_path = f"{io.qualify(previous).rstrip('/')}/{DATASET_DIR}" if previous else None
+    previous_splits = None
+    if previous_path is not None and settings.keep_previous_split:
+        previous_splits = _previous_splits(spark, previous_path)
+    build = build_dataset(table, names, settings, source=labels, previous_splits=previous_splits)
     try:
         with stage(log, "write dataset") as timer:
             t0 = time.perf_counter()
@@ -67,6 +79,7 @@ def run_dataset_stage(spark: SparkSession, cfg: Config, labels: str, out: str) -
             "cooccurrence_png": f"{out}/{COOCCURRENCE_PNG}",
         },
         "settings": cfg.to_dict()["dataset"],
+        "previous_splits_from": previous_path if previous_splits is not None else None,
         "contexts": list(names),
         **build.report,
         "seconds": build.seconds,
@@ -74,6 +87,19 @@ def run_dataset_stage(spark: SparkSession, cfg: Config, labels: str, out: str) -
     }
     io.write_json(spark, f"{out}/{REPORT_FILE}", report)
     return report
+
+
+def _previous_splits(spark: SparkSession, path: str) -> Optional[DataFrame]:
+    """(track_id, split) of the dataset table at ``path``, or None (with a warning) when
+    there is none to read."""
+    if not io.path_exists(spark, path):
+        log.warning("no previous dataset at %s: every group is stratified", path)
+        return None
+    df = io.read_parquet(spark, path, f"previous dataset {path}")
+    if schema.TRACK_ID not in df.columns or SPLIT not in df.columns:
+        log.warning("previous dataset %s has no track_id/split columns: every group is stratified", path)
+        return None
+    return df.select(schema.TRACK_ID, SPLIT)
 
 
 def summary(report: dict[str, Any]) -> str:
@@ -102,7 +128,7 @@ def summary(report: dict[str, Any]) -> str:
 def run_in_chain(request: StageRequest) -> dict[str, Any]:
     """The stage in a chained run: the labelling stage's ``track_labels`` in."""
     labels = f"{request.upstream['label']}/{schema.TRACK_LABELS_DIR}"
-    return run_dataset_stage(request.spark, request.cfg, labels, request.out)
+    return run_dataset_stage(request.spark, request.cfg, labels, request.out, previous=request.previous)
 
 
 def manifest_rows(report: dict[str, Any]) -> dict[str, Any]:

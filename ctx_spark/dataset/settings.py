@@ -50,6 +50,7 @@ class DatasetSettings:
     checkpoint_dir: Optional[str]
     percentile_accuracy: int
     allow_empty_splits: bool = False
+    keep_previous_split: bool = True
 
     def __post_init__(self) -> None:
         if not self.allow_empty_splits:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,7 @@ from ctx_spark.dataset import patterns as P
 from ctx_spark.dataset.settings import SPLITS, DatasetSettings
 from ctx_spark.dataset.stratify import iterative_stratification, leftover_fractions, targets
 from ctx_spark.logs import get_logger
+from ctx_spark.platform import array_position
 
 log = get_logger("dataset.split")
 
@@ -105,8 +106,54 @@ def _stratify_bucket(fractions: np.ndarray, seed: int, m: int, method: str):
     return run
 
 
+def previous_groups(grouped: DataFrame, previous_splits: DataFrame) -> DataFrame:
+    """(group_id, split_index) of every group with tracks in the previous dataset: the split
+    holding most of them (ties: the first in :data:`SPLITS`), so that a group the week's
+    changes merged from groups on two sides still lies on one side.
+
+    Args:
+        grouped: this run's tracks with ``group_id``.
+        previous_splits: (track_id, split) of the previous dataset.
+    """
+    from pyspark.sql import Window
+
+    index = array_position(F.array(*[F.lit(s) for s in SPLITS]), F.col("split")) - 1
+    previous = previous_splits.select("track_id", index.cast("byte").alias("split_index")).where("split_index >= 0")
+    per_split = (
+        grouped.select("track_id", "group_id").join(previous, "track_id").groupBy("group_id", "split_index").count()
+    )
+    order = Window.partitionBy("group_id").orderBy(F.desc("count"), "split_index")
+    return (
+        per_split.withColumn("_n", F.row_number().over(order)).where(F.col("_n") == 1).select("group_id", "split_index")
+    )
+
+
+def _kept_loads(groups: DataFrame, kept: DataFrame, k: int, m: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(k,) tracks and (k, m) tracks per context that the kept groups put in each split,
+    and the number of kept groups (one small aggregation: k rows)."""
+    sums = [F.sum(F.col("counts")[c]).alias(f"c{c}") for c in range(m)]
+    rows = (
+        groups.join(kept, "group_id")
+        .groupBy("split_index")
+        .agg(F.count(F.lit(1)).alias("groups"), F.sum("n_tracks").alias("tracks"), *sums)
+        .collect()
+    )
+    tracks, labels, n = np.zeros(k), np.zeros((k, m)), 0
+    for row in rows:
+        j = int(row["split_index"])
+        tracks[j] = float(row["tracks"])
+        labels[j] = [float(row[f"c{c}"] or 0) for c in range(m)]
+        n += int(row["groups"])
+    return tracks, labels, n
+
+
 def assign_splits(
-    groups: DataFrame, settings: DatasetSettings, totals: np.ndarray, m: int, n_groups: int
+    groups: DataFrame,
+    settings: DatasetSettings,
+    totals: np.ndarray,
+    m: int,
+    n_groups: int,
+    kept: Optional[DataFrame] = None,
 ) -> SplitAssignment:
     """Stratify whole groups into :data:`SPLITS`.
 
@@ -116,6 +163,9 @@ def assign_splits(
         totals: (m + 1,) tracks in all, then tracks per context.
         m: number of contexts.
         n_groups: rows of ``groups`` (from :func:`group_statistics`), to size the buckets.
+        kept: (group_id, split_index) of groups whose split is already decided
+            (:func:`previous_groups`, persisted by the caller); the others are stratified
+            towards what these leave of each split's target.
 
     Returns:
         :class:`SplitAssignment` with ``assignment`` (group_id, split string).
@@ -124,6 +174,14 @@ def assign_splits(
     fractions = np.array(settings.split.as_tuple())
     seed = settings.seed
     total, total_labels = float(totals[0]), totals[1:].astype(float)
+    want, want_labels = targets(fractions, total, total_labels)
+    n_kept, kept_tracks = 0, np.zeros(len(fractions))
+    if kept is not None:
+        kept_tracks, kept_labels, n_kept = _kept_loads(groups, kept, len(fractions), m)
+        # what is left of each target (negative where the kept groups overshoot it: the
+        # other splits then take the new groups, see leftover_fractions)
+        want, want_labels = want - kept_tracks, want_labels - kept_labels
+        groups = groups.join(kept.select("group_id"), "group_id", "left_anti")
 
     giants = []
     if settings.giant_groups > 0:
@@ -133,7 +191,6 @@ def assign_splits(
             .limit(settings.giant_groups)
             .collect()
         )
-    want, want_labels = targets(fractions, total, total_labels)
     if giants:
         sizes = np.array([g["n_tracks"] for g in giants], dtype=np.int64)
         counts = np.array([list(g["counts"]) for g in giants], dtype=np.int64).reshape(len(giants), m)
@@ -151,7 +208,7 @@ def assign_splits(
     rest_fractions = leftover_fractions(fractions, want, want_labels)
 
     giant_df = spark.createDataFrame(giant_rows, _ASSIGNED)
-    n_rest = n_groups - len(giant_rows)
+    n_rest = n_groups - n_kept - len(giant_rows)
     n_buckets = max(1, math.ceil(n_rest / settings.groups_per_bucket))
     rest = (
         groups.join(F.broadcast(giant_df.select("group_id")), "group_id", "left_anti")
@@ -160,9 +217,14 @@ def assign_splits(
         .applyInPandas(_stratify_bucket(rest_fractions, seed, m, settings.stratification), _ASSIGNED)
     )
     names = F.element_at(F.array(*[F.lit(s) for s in SPLITS]), F.col("split_index").cast("int") + 1)
-    assignment = giant_df.unionByName(rest).select("group_id", names.alias("split"))
+    assigned = giant_df.unionByName(rest)
+    if kept is not None:
+        assigned = kept.select("group_id", "split_index").unionByName(assigned)
+    assignment = assigned.select("group_id", names.alias("split"))
     report = {
         "method": settings.stratification,
+        "kept_groups": n_kept,
+        "kept_tracks_per_split": {s: int(kept_tracks[j]) for j, s in enumerate(SPLITS)},
         "giant_groups": len(giant_rows),
         "giant_tracks": int(sum(g["n_tracks"] for g in giants)),
         "giant_tracks_per_split": {

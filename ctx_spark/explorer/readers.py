@@ -27,9 +27,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from ctx_spark.schema import TRACK_NAME_COLUMNS
+
 #: Ranking columns the site can show, when the table has them (the names are optional:
 #: they come with catalogues whose importer keeps them).
-NAME_COLUMNS = ("track_name", "artist_name", "album_name")
+NAME_COLUMNS = TRACK_NAME_COLUMNS
 
 
 def read_json(path: Path) -> tuple[Optional[dict], Optional[str]]:
