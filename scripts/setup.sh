@@ -45,6 +45,10 @@ is_version "$PY" || {
 }
 command -v java >/dev/null 2>&1 || { echo "ctx-spark needs Java 17 on PATH (Spark runs on the JVM)" >&2; exit 1; }
 
+if [ -x "$VENV/bin/python" ] && ! is_version "$VENV/bin/python"; then
+  echo "== $VENV holds another Python than $VERSION (an older checkout's?): re-creating it" >&2
+  rm -rf "$VENV"
+fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV" >&2
 stamp="$VENV/.ctx-spark-installed"
 want="$(cat setup.cfg pyproject.toml "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
