@@ -17,7 +17,8 @@ which uses this module. The rule (docs/labelling.md, "Output files"):
    ``ceil(bytes / target)`` (plus one per extra partition directory), or fewer than half that
    (files over twice the target: the estimate was low), the output is read back and rewritten as
    ``ceil(bytes / target)`` files, in the same row order (by the written file's part number and
-   the row's index in it), before it is published.
+   the row's index in it), before it is published. So is an output with a file over twice
+   the target (a low estimate, or a skewed range partitioning).
 
 The target is the Spark setting ``spark.ctx_spark.output.targetFileSize`` (conf/spark.yaml;
 default 256m; a byte string such as ``128m``, ``1g``).
@@ -56,11 +57,13 @@ class Layout:
 
 @dataclass(frozen=True)
 class WrittenFiles:
-    """The data files of a written output: how many, their bytes, and their directories."""
+    """The data files of a written output: how many, their bytes, their directories and the
+    largest file's bytes."""
 
     files: int
     bytes: int
     directories: int
+    largest: int = 0
 
 
 def target_file_bytes(spark: SparkSession) -> int:
@@ -89,7 +92,8 @@ def files_for(size: int, target: int) -> int:
 def estimated_bytes(df: DataFrame) -> Optional[int]:
     """The plan's size estimate of ``df`` (Spark's optimizer statistics), None when unknown."""
     try:
-        size = int(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes().toString())
+        # Py4J hands Scala's BigInt over as a Python int; str() also reads a proxied object.
+        size = int(str(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))
     except Exception:  # a plan without statistics
         return None
     return size if 0 <= size < _UNKNOWN_SIZE else None
@@ -141,7 +145,7 @@ def written_files(spark: SparkSession, path: str) -> WrittenFiles:
     """Count and measure the data files under ``path`` (hidden names such as ``_SUCCESS`` skipped)."""
     fs = io._fs(spark, path)
     found = fs.listFiles(io._jvm_path(spark, path), True)
-    files = size = 0
+    files = size = largest = 0
     directories = set()
     while found.hasNext():
         status = found.next()
@@ -150,8 +154,9 @@ def written_files(spark: SparkSession, path: str) -> WrittenFiles:
             continue
         files += 1
         size += int(status.getLen())
+        largest = max(largest, int(status.getLen()))
         directories.add(status.getPath().getParent().toString())
-    return WrittenFiles(files, size, max(1, len(directories)))
+    return WrittenFiles(files, size, max(1, len(directories)), largest)
 
 
 def wanted_files(written: WrittenFiles, target: int) -> int:
@@ -192,7 +197,8 @@ def write_sized(df: DataFrame, staging: str, layout: Layout) -> WrittenFiles:
     _write(laid_out(df, planned, layout), staging, layout.partition_by)
     written = written_files(spark, staging)
     wanted = wanted_files(written, layout.target_bytes)
-    if math.ceil(files_for(written.bytes, layout.target_bytes) / 2) <= written.files <= wanted:
+    fewest = math.ceil(files_for(written.bytes, layout.target_bytes) / 2)
+    if fewest <= written.files <= wanted and written.largest <= 2 * layout.target_bytes:
         return written
     rewrite = io.staging_path(staging)
     try:

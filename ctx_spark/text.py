@@ -205,7 +205,11 @@ def match_titles(df, title_col: str, matcher: KeywordMatcher, out_col: str):
     """Add ``out_col`` (array<string>): the labels ``matcher`` finds in ``title_col``.
 
     Null titles give an empty array. Runs as an Arrow-batched pandas UDF, so Python sees
-    titles in batches, not one row at a time.
+    titles in batches, not one row at a time. The UDF is declared non-deterministic (the
+    matcher itself is deterministic) so that Spark evaluates it where it stands: a
+    deterministic UDF under a filter is pushed below a ``distinct`` and copied to the other
+    side of a join, which made the labelling job match every candidate title three times
+    instead of each distinct title once.
 
     Args:
         df: a Spark DataFrame with a string column ``title_col``.
@@ -222,4 +226,4 @@ def match_titles(df, title_col: str, matcher: KeywordMatcher, out_col: str):
     def _match(titles: pd.Series) -> pd.Series:
         return titles.map(lambda t: matcher.match(t) if isinstance(t, str) else [])
 
-    return df.withColumn(out_col, _match(F.col(title_col)))
+    return df.withColumn(out_col, _match.asNondeterministic()(F.col(title_col)))

@@ -41,46 +41,79 @@ def context_matcher(contexts: Contexts) -> KeywordMatcher:
     return KeywordMatcher({name: contexts.keywords[name] for name in contexts.names})
 
 
-def matched_titles(playlists: DataFrame, matcher: KeywordMatcher) -> DataFrame:
+def candidate_titles(playlists: DataFrame, matcher: KeywordMatcher) -> DataFrame:
+    """(playlist_id, title) rows of ``playlists`` that may match: ids and titles not null, and
+    the title kept by the JVM pre-filter (:func:`ctx_spark.text.may_match`, exact by
+    construction: a pure-ASCII title without any keyword's first token cannot match)."""
+    return playlists.where(
+        F.col("playlist_id").isNotNull() & F.col("title").isNotNull() & may_match(F.col("title"), matcher)
+    ).select("playlist_id", "title")
+
+
+def title_matches(playlists: DataFrame, matcher: KeywordMatcher) -> DataFrame:
+    """(title, contexts) of every distinct candidate title that matches, through the Python matcher.
+
+    Playlist titles repeat ("chill", "Workout", "summer 2019"), so Python sees each distinct
+    title once, however many playlists carry it.
+    """
+    distinct_titles = candidate_titles(playlists, matcher).select("title").distinct()
+    return match_titles(distinct_titles, "title", matcher, "contexts").where(F.size("contexts") > 0)
+
+
+def matched_titles(
+    playlists: DataFrame, matcher: KeywordMatcher, matches: DataFrame | None = None, broadcast: bool = False
+) -> DataFrame:
     """Rows of ``playlists`` whose title matches a context.
 
-    Null ids and null titles never match. A title the pre-filter drops cannot match (pure
-    ASCII without any keyword's first token), so the Python matcher sees only the others.
+    Args:
+        matches: :func:`title_matches` of ``playlists`` (computed here when not given).
+        broadcast: send ``matches`` to every task (few distinct matching titles).
 
     Returns:
         (playlist_id, title, contexts): one row per matching row of ``playlists``.
     """
-    candidates = playlists.where(
-        F.col("playlist_id").isNotNull() & F.col("title").isNotNull() & may_match(F.col("title"), matcher)
-    ).select("playlist_id", "title")
-    return match_titles(candidates, "title", matcher, "contexts").where(F.size("contexts") > 0)
+    matches = title_matches(playlists, matcher) if matches is None else matches
+    joined = F.broadcast(matches) if broadcast else matches
+    return candidate_titles(playlists, matcher).join(joined, "title").select("playlist_id", "title", "contexts")
 
 
-def match_playlists(playlists: DataFrame, matcher: KeywordMatcher) -> DataFrame:
-    """Distinct (playlist_id, context) rows, one per matched context of a playlist row."""
-    matched = matched_titles(playlists, matcher)
-    return matched.select("playlist_id", F.explode("contexts").alias("context")).distinct()
+def playlist_ids(playlists: DataFrame, titles: DataFrame, matches: DataFrame, broadcast: bool = False) -> DataFrame:
+    """Per matched playlist id: its rows in ``playlists`` and whether it has one title.
 
-
-def playlist_ids(playlists: DataFrame, titles: DataFrame) -> DataFrame:
-    """Per matched playlist id: its rows in ``playlists`` and its distinct titles.
+    One aggregation over the matched ids' rows of ``playlists``: the row count, the smallest
+    and largest title and the non-null titles. An id has one title when the smallest and the
+    largest are equal and no row's title is null.
 
     Args:
         titles: :func:`matched_titles`.
+        matches: :func:`title_matches`, the contexts of each matching title.
+        broadcast: send the matched ids and the title matches to every task (few of them).
 
     Returns:
-        (playlist_id, n_rows, n_titles, contexts): ``n_titles`` counts a null title as a
-        title; ``contexts`` are those of the id's (first) matching title. An id with
-        ``n_titles > 1`` names two different playlists (two titles, one set of tracks).
+        (playlist_id, n_rows, n_titles, contexts): ``n_titles`` is 1 for an id with one title,
+        else 2 or more (a null title counts as a title; the count is exact up to 2, a lower
+        bound above). An id with ``n_titles > 1`` names two different playlists (two titles,
+        one set of tracks). ``contexts`` are those of the id's title when it has one; for
+        the others, those of its smallest title when that one matches (else null).
     """
     ids = titles.select("playlist_id").distinct()
     per_id = (
-        playlists.join(ids, "playlist_id", "left_semi")
+        playlists.join(F.broadcast(ids) if broadcast else ids, "playlist_id", "left_semi")
         .groupBy("playlist_id")
-        .agg(F.count(F.lit(1)).alias("n_rows"), F.countDistinct(F.struct("title")).alias("n_titles"))
+        .agg(
+            F.count(F.lit(1)).alias("n_rows"),
+            F.count("title").alias("_titled"),
+            F.min("title").alias("title"),
+            F.max("title").alias("_last"),
+        )
     )
-    first = titles.groupBy("playlist_id").agg(F.min(F.struct("title", "contexts")).alias("_m"))
-    return per_id.join(first, "playlist_id").select("playlist_id", "n_rows", "n_titles", "_m.contexts")
+    n_titles = F.when(F.col("title") == F.col("_last"), 1).otherwise(2) + F.when(
+        F.col("_titled") < F.col("n_rows"), 1
+    ).otherwise(0)
+    contexts = F.broadcast(matches) if broadcast else matches
+    return per_id.join(contexts, "title", "left").select(
+        "playlist_id", "n_rows", n_titles.cast(T.LongType()).alias("n_titles"), "contexts"
+    )
 
 
 def kept_matches(ids: DataFrame) -> DataFrame:
@@ -89,14 +122,19 @@ def kept_matches(ids: DataFrame) -> DataFrame:
 
 
 def matched_track_rows(
-    playlist_tracks: DataFrame, tracks: DataFrame, matched: DataFrame, partitions: int = 4
+    playlist_tracks: DataFrame, tracks: DataFrame, matched_ids: DataFrame, partitions: int = 4, broadcast: bool = False
 ) -> DataFrame:
     """The distinct tracks of matched playlists, with artist and album where known.
 
     The semi-join on matched playlist ids comes first, so the de-duplication and the join
-    with ``tracks`` run on matched playlists' rows only, and ``tracks`` is cut to their
-    tracks before it is grouped. Duplicate track ids in ``tracks`` are resolved
-    deterministically (smallest artist and album id).
+    with ``tracks`` run on matched playlists' rows only. With ``broadcast`` the ids go to
+    every task that scans ``playlist_tracks`` (no shuffle of the big table; the caller
+    decides from their number). ``tracks`` is grouped by track id (duplicate ids resolved
+    deterministically: smallest artist and album id) in the same partitioning as the pairs,
+    so the join shuffles neither side again.
+
+    Args:
+        matched_ids: (playlist_id) of the kept matched playlists, distinct.
 
     Returns:
         (playlist_id, track_id, artist_id, album_id, rows, known): one row per distinct
@@ -104,19 +142,16 @@ def matched_track_rows(
         ``rows`` counts the pair's rows in ``playlist_tracks``; ``known`` is false when
         ``tracks`` lacks the track or the track id is null (artist and album then null).
     """
-    matched_ids = matched.select("playlist_id").distinct()
-    # Hash-partitioned by track once: the de-duplication, the distinct track ids, the cut of
-    # ``tracks`` and the join with it then need no other shuffle of these rows.
+    ids = F.broadcast(matched_ids) if broadcast else matched_ids
     pairs = (
         playlist_tracks.select("playlist_id", "track_id")
-        .join(matched_ids, "playlist_id", "left_semi")
+        .join(ids, "playlist_id", "left_semi")
         .repartition(partitions, "track_id")
         .groupBy("playlist_id", "track_id")
         .agg(F.count(F.lit(1)).cast(T.LongType()).alias("rows"))
     )
-    wanted = pairs.where(F.col("track_id").isNotNull()).select("track_id").distinct()
     catalogue = (
-        tracks.join(wanted, "track_id", "left_semi")
+        tracks.where(F.col("track_id").isNotNull())
         .repartition(partitions, "track_id")
         .groupBy("track_id")
         .agg(
@@ -201,6 +236,9 @@ def count_track_contexts(
         .repartitionByRange(partitions, "track_id")
         .groupBy("track_id", "artist_id", "album_id", "context")
         .agg(F.count(F.lit(1)).cast(T.IntegerType()).alias("n_playlists"))
+        # Sorted here, in parallel, so the writer of a one-file output (all partitions in one
+        # task) only merges partitions that are already in order.
+        .sortWithinPartitions("track_id", "context")
     )
 
 
@@ -213,18 +251,25 @@ def track_labels(counts: DataFrame, contexts: Contexts, min_playlists: int) -> D
         the array<int> of counts for every context in ``contexts.names`` order (0 where
         no kept playlist matched), below-threshold counts included.
     """
-    by_track = counts.groupBy("track_id", "artist_id", "album_id").agg(
-        F.map_from_entries(F.collect_list(F.struct("context", "n_playlists"))).alias("_counts"),
-        F.array_sort(F.collect_list(F.when(F.col("n_playlists") >= min_playlists, F.col("context")))).alias("contexts"),
+    # One plain (hash) aggregation per track: the count of each context, and no list of
+    # structs to collect. Context names are distinct, so the names at or above the threshold,
+    # in sorted order, are the sorted list of labelled contexts.
+    count_of = {name: f"_n_{i}" for i, name in enumerate(contexts.names)}
+    context, n_playlists = F.col("context"), F.col("n_playlists")
+    per_context = [F.max(F.when(context == n, n_playlists)).alias(count_of[n]) for n in contexts.names]
+    by_track = counts.groupBy("track_id", "artist_id", "album_id").agg(*per_context)
+    labelled = F.array_compact(
+        F.array(*[F.when(F.col(count_of[name]) >= min_playlists, F.lit(name)) for name in sorted(contexts.names)])
     )
-    vector = F.array(*[F.coalesce(F.col("_counts")[name], F.lit(0)) for name in contexts.names])
-    return by_track.where(F.size("contexts") > 0).select(
-        "track_id", "artist_id", "album_id", "contexts", vector.alias("n_playlists")
+    # array_compact leaves no null element, but only Spark 4 says so in the type; the no-op
+    # coalesce gives both Spark lines array<string> without nulls, as the contract has it.
+    label_names = F.transform(labelled, lambda name: F.coalesce(name, F.lit("")))
+    vector = F.array(*[F.coalesce(F.col(count_of[name]), F.lit(0)) for name in contexts.names])
+    return (
+        by_track.select("track_id", "artist_id", "album_id", label_names.alias("contexts"), vector.alias("n_playlists"))
+        .where(F.size("contexts") > 0)
+        .sortWithinPartitions("track_id")
     )
-
-
-def _persist(df: DataFrame) -> DataFrame:
-    return df.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def label_partitions(playlist_tracks: DataFrame, settings: LabelSettings) -> int:
@@ -264,20 +309,49 @@ def label_catalogue(
         A :class:`LabelResult`; ``counts`` and ``labels`` are the job's outputs. Every
         intermediate table read more than once (matched titles and ids, matched tracks, focus,
         counts, labels) is persisted, so each wide operation runs once; call ``release``.
+        Runs the jobs that match the titles, find the matched playlists' tracks and flag the
+        playlists (their number decides how ``playlist_tracks`` is joined); counts and labels
+        are computed when first read.
     """
     matcher = matcher or context_matcher(contexts)
-    titles = _persist(matched_titles(playlists, matcher))
-    ids = _persist(playlist_ids(playlists, titles))
-    matched = kept_matches(ids)
-    # Persisted hash-partitioned by playlist: the focus aggregations and the join with the
-    # matches read it without another shuffle.
-    partitions = label_partitions(playlist_tracks, settings)
-    rows = matched_track_rows(playlist_tracks, tracks, matched, partitions)
-    track_rows = _persist(rows.repartition(partitions, "playlist_id"))
-    known_rows = track_rows.where(F.col("known"))
-    flagged = _persist(focus_flags(playlist_focus(known_rows), settings))
-    counts = _persist(count_track_contexts(matched, focused_playlist_ids(flagged), known_rows, partitions))
-    labels = _persist(track_labels(counts, contexts, settings.min_playlists))
+    cached: list[DataFrame] = []
+    limit = settings.broadcast_playlists
+
+    def persisted(df: DataFrame) -> DataFrame:
+        cached.append(df.persist(StorageLevel.MEMORY_AND_DISK))
+        return df
+
+    def computed(df: DataFrame) -> tuple[DataFrame, int]:
+        # One job now, for a table later steps read from two sides (adaptive execution runs
+        # independent query stages side by side, and both would compute a cache not yet
+        # built); its size decides how the next step joins it.
+        df = persisted(df)
+        return df, df.count()
+
+    try:
+        matches, n_matches = computed(title_matches(playlists, matcher))
+        titles, n_titles = computed(matched_titles(playlists, matcher, matches, broadcast=n_matches <= limit))
+        small = n_titles <= limit  # the matched ids, and the distinct titles, are at most this many
+        ids, _ = computed(playlist_ids(playlists, titles, matches, broadcast=small))
+        matches.unpersist()  # read by the titles and the ids only
+        matched = kept_matches(ids)
+        kept_ids = ids.where(F.col("n_titles") == 1).select("playlist_id")
+        # Few enough ids go to every scan task of playlist_tracks: the big table is filtered
+        # where it is read and never shuffled whole.
+        broadcast = kept_ids.count() <= limit
+        partitions = label_partitions(playlist_tracks, settings)
+        rows = matched_track_rows(playlist_tracks, tracks, kept_ids, partitions, broadcast)
+        # Hash-partitioned by playlist: the focus aggregations and the join with the matches
+        # read it without another shuffle.
+        track_rows = persisted(rows.repartition(partitions, "playlist_id"))
+        known_rows = track_rows.where(F.col("known"))
+        flagged, _ = computed(focus_flags(playlist_focus(known_rows), settings))
+        counts = persisted(count_track_contexts(matched, focused_playlist_ids(flagged), known_rows, partitions))
+        labels = persisted(track_labels(counts, contexts, settings.min_playlists))
+    except BaseException:
+        for df in cached:
+            df.unpersist()
+        raise
     return LabelResult(
         playlists=playlists,
         playlist_tracks=playlist_tracks,

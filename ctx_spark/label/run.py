@@ -76,9 +76,10 @@ def run_label_stage(spark: SparkSession, cfg: Config, inputs: LabelInputs, out: 
     with stage(log, "read inputs"):
         playlists, playlist_tracks, tracks = read_inputs(spark, inputs)
         names = read_track_names(spark, inputs.tracks)
-    result = label_catalogue(playlists, playlist_tracks, tracks, cfg.contexts, settings)
+    with stage(log, "match titles and playlist tracks"), described(spark, "label: match"):
+        result = label_catalogue(playlists, playlist_tracks, tracks, cfg.contexts, settings)
     try:
-        with stage(log, "match titles and playlist tracks"), described(spark, "label: match"):
+        with stage(log, "check matches"), described(spark, "label: check"):
             warnings = result.check()
         with stage(log, "count track contexts"), described(spark, "label: count"):
             result.materialize()

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from ctx_spark import io
 from ctx_spark.errors import ConfigError
-from ctx_spark.output_files import TARGET_FILE_SIZE_KEY, target_file_bytes
+from ctx_spark.output_files import TARGET_FILE_SIZE_KEY, estimated_bytes, target_file_bytes
 
 
 @contextmanager
@@ -96,3 +96,10 @@ def test_target_is_a_checked_byte_size(spark) -> None:
         target_file_bytes(spark)
     with target(spark, "10b"), pytest.raises(ConfigError, match="below"):
         target_file_bytes(spark)
+
+
+def test_size_estimate_of_a_scan_is_known(spark, tmp_path: Path) -> None:
+    """Py4J hands the plan's size over as a Python int: the estimate must read it, not drop it."""
+    spark.range(5000).write.parquet(str(tmp_path / "t"))
+    on_disk = sum(f.stat().st_size for f in data_files(tmp_path / "t"))
+    assert estimated_bytes(spark.read.parquet(str(tmp_path / "t"))) == on_disk
