@@ -9,8 +9,8 @@ which uses this module. The rule (docs/labelling.md, "Output files"):
    ``sizeInBytes``: the real size for a scan or a materialised cache, an upper bound after
    aggregations and projections). A sorted output (``sort_by``) is range-partitioned into
    ``ceil(estimate / target)`` partitions and sorted within each, so it is written as that many
-   files in order (a plan already range-partitioned on the first sort column is only sorted
-   within its partitions, whose neighbours are merged: no shuffle); other outputs are written
+   files in order (a plan already range-partitioned on the first sort column into no more
+   partitions is only sorted within them: no shuffle); other outputs are written
    as the plan partitions them (no extra shuffle in front of an expensive stage such as
    scoring).
 2. After writing, the staged files are measured. When there are more files than
@@ -108,11 +108,12 @@ def planned_files(df: DataFrame, estimate: Optional[int], target: int) -> Option
     return min(files_for(estimate, target), cap)
 
 
-def range_partitioned_on(df: DataFrame, column: str) -> bool:
-    """Whether ``df``'s physical plan is range-partitioned, ascending, on ``column`` first.
+def range_partitions(df: DataFrame, column: str) -> Optional[int]:
+    """How many partitions ``df``'s physical plan is range-partitioned into, ascending on
+    ``column`` first; None when it is not.
 
     Then its partitions follow each other in ``column`` order, and sorting within each is a
-    global sort (the labelling job's counts and labels are computed that way).
+    global sort.
     """
     try:
         plan = df._jdf.queryExecution().executedPlan()
@@ -120,22 +121,24 @@ def range_partitioned_on(df: DataFrame, column: str) -> bool:
             plan = plan.inputPlan()  # adaptive execution reports no partitioning before it runs
         text = str(plan.outputPartitioning().toString())
     except Exception:  # a plan that cannot say
-        return False
-    found = re.match(r"rangepartitioning\((\w+)#\d+L? ASC NULLS FIRST", text)
-    return found is not None and found.group(1) == column
+        return None
+    found = re.match(r"rangepartitioning\((\w+)#\d+L? ASC NULLS FIRST.*, (\d+)\)$", text)
+    return int(found.group(2)) if found is not None and found.group(1) == column else None
 
 
 def laid_out(df: DataFrame, partitions: Optional[int], layout: Layout) -> DataFrame:
     """``df`` arranged for writing: sorted outputs range-partitioned into ``partitions``.
 
-    A ``df`` already range-partitioned on the first sort column is only sorted within its
-    partitions, and neighbours are merged (``coalesce``, which keeps their order): no shuffle.
+    A ``df`` already range-partitioned on the first sort column into no more than
+    ``partitions`` is only sorted within its partitions: no shuffle. Into more, it is
+    partitioned anew: merging neighbours with ``coalesce`` would not keep their order (its
+    groups follow block locations, not partition numbers).
     """
     if not layout.sort_by:
         return df
-    if range_partitioned_on(df, layout.sort_by[0]):
-        ordered = df.sortWithinPartitions(*layout.sort_by)
-        return ordered if partitions is None else ordered.coalesce(partitions)
+    existing = range_partitions(df, layout.sort_by[0])
+    if existing is not None and (partitions is None or existing <= partitions):
+        return df.sortWithinPartitions(*layout.sort_by)
     if partitions is None:
         return df.orderBy(*layout.sort_by)
     return df.repartitionByRange(partitions, *layout.sort_by).sortWithinPartitions(*layout.sort_by)

@@ -229,16 +229,14 @@ def count_track_contexts(
         (track_id, artist_id, album_id, context, n_playlists int), ``n_playlists >= 1``.
     """
     kept = matched.join(kept_ids, "playlist_id", "left_semi")
-    # Range-partitioned by track: the aggregation, the labels' grouping and both outputs' sort
-    # order then need no other shuffle (the outputs are written in partition order).
+    # Hash-partitioned by track: the labels' grouping needs no other shuffle. The writer then
+    # range-partitions each cached output into as many files as its size asks for (no sample
+    # of this join is needed, as a range partitioning here would take).
     return (
         kept.join(known_rows.select("playlist_id", "track_id", "artist_id", "album_id"), "playlist_id")
-        .repartitionByRange(partitions, "track_id")
+        .repartition(partitions, "track_id")
         .groupBy("track_id", "artist_id", "album_id", "context")
         .agg(F.count(F.lit(1)).cast(T.IntegerType()).alias("n_playlists"))
-        # Sorted here, in parallel, so the writer of a one-file output (all partitions in one
-        # task) only merges partitions that are already in order.
-        .sortWithinPartitions("track_id", "context")
     )
 
 
@@ -265,11 +263,9 @@ def track_labels(counts: DataFrame, contexts: Contexts, min_playlists: int) -> D
     # coalesce gives both Spark lines array<string> without nulls, as the contract has it.
     label_names = F.transform(labelled, lambda name: F.coalesce(name, F.lit("")))
     vector = F.array(*[F.coalesce(F.col(count_of[name]), F.lit(0)) for name in contexts.names])
-    return (
-        by_track.select("track_id", "artist_id", "album_id", label_names.alias("contexts"), vector.alias("n_playlists"))
-        .where(F.size("contexts") > 0)
-        .sortWithinPartitions("track_id")
-    )
+    return by_track.select(
+        "track_id", "artist_id", "album_id", label_names.alias("contexts"), vector.alias("n_playlists")
+    ).where(F.size("contexts") > 0)
 
 
 def label_partitions(playlist_tracks: DataFrame, settings: LabelSettings) -> int:
