@@ -2,11 +2,12 @@
 
 Data flow (every step a DataFrame in, DataFrame out; docs/labelling.md, "Labelling rules"):
 
-1. :func:`matched_titles`: playlists whose title matches a context. A JVM-side pre-filter
-   (:func:`ctx_spark.text.may_match`, exact by construction) drops the titles that cannot
-   match; only the rest go through the Python matcher.
-2. :func:`playlist_ids`: per matched playlist id, its rows in ``playlists`` and its distinct
-   titles; an id with two different titles is ambiguous and dropped (counted).
+1. :func:`title_matches` and :func:`matched_titles`: playlists whose title matches a
+   context. A JVM-side pre-filter (:func:`ctx_spark.text.may_match`, exact by construction)
+   drops the titles that cannot match; the Python matcher sees each remaining distinct
+   title once, and the matches are joined back to their playlists in the JVM.
+2. :func:`playlist_ids`: per matched playlist id, its rows in ``playlists`` and whether it
+   has one title; an id with two different titles is ambiguous and dropped (counted).
 3. :func:`matched_track_rows`: semi-join playlist_tracks with the kept matched ids *before*
    any wide operation, so every later shuffle touches only the tracks of matched playlists,
    then attach artist/album and flag unknown tracks and null track ids.
@@ -16,8 +17,9 @@ Data flow (every step a DataFrame in, DataFrame out; docs/labelling.md, "Labelli
    the track; :func:`track_labels` turns counts into labels at ``min_playlists``.
 
 Each wide operation runs once per job: :func:`label_catalogue` persists every table a later
-step or the report reads again (docs/design-notes.md, "Labelling: the title pre-filter and the
-shuffle count").
+step or the report reads again, and broadcasts the small side of a join while it has at most
+``label.broadcast_playlists`` rows (docs/design-notes.md, "Labelling: the title pre-filter and
+the shuffle count").
 """
 
 from __future__ import annotations
