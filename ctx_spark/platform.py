@@ -172,6 +172,18 @@ def array_position(array: Column, value: Column) -> Column:
     return F.call_function("array_position", array, value)
 
 
+def array_compact(array: Column, fill: Column) -> Column:
+    """``array`` without its null elements, typed as an array without nulls on both Spark lines.
+
+    Spark 4's ``array_compact`` says so in its type; 3.5's keeps ``containsNull``, which would
+    write a different Parquet schema. A no-op ``coalesce`` of each (never null) element with
+    the non-null literal ``fill`` of the element type gives 3.5 the same type.
+    """
+    from pyspark.sql import functions as F
+
+    return F.transform(F.array_compact(array), lambda item: F.coalesce(item, fill))
+
+
 def trapezoid(y: Any, x: Any) -> float:
     """The trapezoidal integral of ``y`` over ``x``: ``np.trapezoid`` (numpy 2), or
     ``np.trapz``, its name in numpy 1.x (removed from numpy's namespace by 2.5)."""

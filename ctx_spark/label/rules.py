@@ -31,6 +31,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from ctx_spark import platform
 from ctx_spark.config import Contexts
 from ctx_spark.label.result import LabelResult
 from ctx_spark.label.settings import LabelSettings
@@ -258,12 +259,8 @@ def track_labels(counts: DataFrame, contexts: Contexts, min_playlists: int) -> D
     context, n_playlists = F.col("context"), F.col("n_playlists")
     per_context = [F.max(F.when(context == n, n_playlists)).alias(count_of[n]) for n in contexts.names]
     by_track = counts.groupBy("track_id", "artist_id", "album_id").agg(*per_context)
-    labelled = F.array_compact(
-        F.array(*[F.when(F.col(count_of[name]) >= min_playlists, F.lit(name)) for name in sorted(contexts.names)])
-    )
-    # array_compact leaves no null element, but only Spark 4 says so in the type; the no-op
-    # coalesce gives both Spark lines array<string> without nulls, as the contract has it.
-    label_names = F.transform(labelled, lambda name: F.coalesce(name, F.lit("")))
+    labelled = [F.when(F.col(count_of[name]) >= min_playlists, F.lit(name)) for name in sorted(contexts.names)]
+    label_names = platform.array_compact(F.array(*labelled), F.lit(""))
     vector = F.array(*[F.coalesce(F.col(count_of[name]), F.lit(0)) for name in contexts.names])
     return by_track.select(
         "track_id", "artist_id", "album_id", label_names.alias("contexts"), vector.alias("n_playlists")
@@ -330,13 +327,13 @@ def label_catalogue(
         matches, n_matches = computed(title_matches(playlists, matcher))
         titles, n_titles = computed(matched_titles(playlists, matcher, matches, broadcast=n_matches <= limit))
         small = n_titles <= limit  # the matched ids, and the distinct titles, are at most this many
-        ids, _ = computed(playlist_ids(playlists, titles, matches, broadcast=small))
-        matches.unpersist()  # read by the titles and the ids only
+        ids = persisted(playlist_ids(playlists, titles, matches, broadcast=small))
         matched = kept_matches(ids)
         kept_ids = ids.where(F.col("n_titles") == 1).select("playlist_id")
         # Few enough ids go to every scan task of playlist_tracks: the big table is filtered
-        # where it is read and never shuffled whole.
+        # where it is read and never shuffled whole. (This count builds the ids' cache.)
         broadcast = kept_ids.count() <= limit
+        matches.unpersist()  # read by the titles and the ids only
         partitions = label_partitions(playlist_tracks, settings)
         rows = matched_track_rows(playlist_tracks, tracks, kept_ids, partitions, broadcast)
         # Hash-partitioned by playlist: the focus aggregations and the join with the matches

@@ -5,6 +5,8 @@ result, and the Python matcher sees each distinct candidate title once."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -34,18 +36,34 @@ def hostile_catalogue() -> Catalogue:
 
 
 def run(spark, config, settings: LabelSettings):
+    """Counts, labels, report, and whether the matched rows' plan holds a broadcast join."""
     labelled = label_catalogue(*hostile_catalogue().frames(spark), config.contexts, settings)
     try:
         counts = [tuple(r) for r in labelled.counts.orderBy("track_id", "context").collect()]
         labels = [tuple(r) for r in labelled.labels.orderBy("track_id").collect()]
-        return counts, labels, labelled.report()
+        plan = str(labelled.track_rows._jdf.queryExecution().executedPlan())
+        return counts, labels, labelled.report(), "BroadcastHashJoin" in plan
     finally:
         labelled.release()
 
 
+@contextmanager
+def no_automatic_broadcast(spark) -> Iterator[None]:
+    """Spark broadcasts tables this small on its own; switch that off for one block."""
+    key = "spark.sql.autoBroadcastJoinThreshold"
+    previous = spark.conf.get(key)
+    spark.conf.set(key, "-1")
+    try:
+        yield
+    finally:
+        spark.conf.set(key, previous)
+
+
 def test_broadcast_and_shuffled_joins_give_the_same_counts_labels_and_report(spark, config) -> None:
-    broadcast = run(spark, config, ONE)
-    shuffled = run(spark, config, dataclasses.replace(ONE, broadcast_playlists=0))
+    with no_automatic_broadcast(spark):
+        *broadcast, broadcast_plan = run(spark, config, ONE)
+        *shuffled, shuffled_plan = run(spark, config, dataclasses.replace(ONE, broadcast_playlists=0))
+    assert broadcast_plan and not shuffled_plan  # the setting alone decides the join
     assert broadcast[0] and broadcast[1]
     assert shuffled == broadcast
     report = broadcast[2]
